@@ -1,0 +1,35 @@
+"""Shared fixtures: the shipped matrix and a plain host to apply what-if facts to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpuready import matrix as matrix_mod
+from gpuready.facts import HostFacts
+
+ROOT = Path(__file__).resolve().parent.parent
+MATRIX_DIR = ROOT / "matrix"
+
+
+@pytest.fixture(scope="session")
+def matrix() -> matrix_mod.Matrix:
+    return matrix_mod.load(MATRIX_DIR)
+
+
+@pytest.fixture
+def linux_host() -> HostFacts:
+    """A linux-64 host on Python 3.11 with a modern glibc and nothing detected."""
+    return HostFacts(platform="linux-64", python="3.11", glibc="2.36")
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` as a user would, from the checkout, with this interpreter's invoke."""
+    invoke = Path(sys.executable).with_name("invoke")
+    return subprocess.run([str(invoke), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
