@@ -27,14 +27,16 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("flags, named", BAD_VALUES, ids=[" ".join(f) for f, _ in BAD_VALUES])
 def test_parsers_reject_bad_values(flags, named, matrix, linux_host) -> None:
-    values = dict(zip(flags[::2], flags[1::2]))
+    wsl = "--wsl" in flags
+    rest = [f for f in flags if f != "--wsl"]
+    values = dict(zip(rest[::2], rest[1::2]))
     with pytest.raises(UsageError, match=named):
         if "--tf" in values or "--flavor" in values:
             C.constraints_from_flags(values.get("--tf"), values.get("--flavor"), None)
         else:
             C.apply_overrides(linux_host, matrix, driver=values.get("--driver"), gpu=values.get("--gpu"),
                               python=values.get("--python"), platform=values.get("--platform"),
-                              wsl="--wsl" in flags)
+                              wsl=wsl)
 
 
 @pytest.mark.parametrize("text, contains, excludes", [
