@@ -42,7 +42,7 @@ def main() -> None:
     ms = lambda xs: f"median {statistics.median(xs) * 1000:8.2f} ms  (min {min(xs) * 1000:.2f})"
     print(f"matrix load + validation   {ms(load)}")
     print(f"make_plan, first fits      {ms(pure_best)}")
-    print(f"make_plan, all GPU rejected{ms(pure_worst)}")
+    print(f"make_plan, all GPU rejected {ms(pure_worst)}")
     print(f"invoke plan --json (cli)   {ms(cli)}")
 
 
