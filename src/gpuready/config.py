@@ -19,10 +19,28 @@ DEFAULTS: dict[str, Any] = {
         "index_url": None,
         # Seconds to wait for the index before giving up.
         "index_timeout": 30,
+        # The index's JSON simple API (PEP 691) that `matrix.refresh` reads; a mirror that
+        # speaks it works too. Retries for failed or throttled requests.
+        "index_json_url": "https://pypi.org/simple/",
+        "index_retries": 3,
+        # Where `matrix.refresh` caches index responses; None = the user's cache directory.
+        "cache_dir": None,
         # A conda-compatible executable to use (conda, mamba, micromamba); None = search PATH.
         "conda_exe": None,
+        # Let conda-lock download its own conda executable when none is found (needs the network).
+        "conda_bootstrap": True,
         # Root for installed environments; None = the user's data directory.
         "prefix_root": None,
+        # certify: time limit of each certification level in seconds; None = 600 (a first start
+        # on a GPU served only through PTX can JIT-compile kernels for many minutes).
+        "certify_timeout": None,
+        # install: free disk space (GB) required before downloading; None = the environment's
+        # estimated size (about 6.2 GB for a GPU environment, 1.9 GB for a CPU one) plus 0.5 GB.
+        "min_free_gb": None,
+        # install: let uv download a managed Python when the plan's Python is not on this host.
+        "allow_python_downloads": False,
+        # install: the uv executable; None = the one of gpuready's `uv` dependency, else PATH.
+        "uv": None,
     }
 }
 
