@@ -47,6 +47,9 @@ class Release:
     extra_unresolvable_pythons: tuple[str, ...]
     extra_unresolvable_reason: str
     wheels: Mapping[str, Mapping[str, WheelSet]]
+    # Set by `matrix.refresh` when a fact could not be read: what a person must fill in.
+    # The planner skips a release under review.
+    review: str = ""
 
     @property
     def minor(self) -> str:
@@ -219,8 +222,8 @@ def _python(table: _Table, key: str, values: tuple[str, ...]) -> tuple[str, ...]
     return values
 
 
-def _arches(table: _Table, key: str, prefix: str) -> tuple[str, ...]:
-    values = table.strings(key)
+def _arches(table: _Table, key: str, prefix: str, default: Any = ...) -> tuple[str, ...]:
+    values = table.strings(key, default)
     for value in values:
         digits = value[len(prefix):]
         if not value.startswith(prefix) or not digits.isdigit() or len(digits) < 2:
@@ -251,20 +254,24 @@ def _read_releases(table: _Table, pin_sets: Mapping[str, PinSet], cuda_file: str
     for name, rel in table.table("releases").items():
         version = _release_version(rel, name)
         rel.only("cuda", "cudnn", "sass", "ptx", "gpu_platforms", "pins", "pin_overrides",
-                 "and_cuda", "extra_unresolvable", "wheels")
-        cuda = rel.get("cuda", str)
-        rel.version("cuda", what="CUDA version")
-        base = Version(cuda)
-        full = base if len(base.release) == 3 else Version(f"{cuda}.0")
-        if full not in cuda_releases:
-            raise rel.error("cuda", f"CUDA {cuda} has no row in {cuda_file} (releases)")
-        pins = rel.get("pins", str)
+                 "and_cuda", "extra_unresolvable", "wheels", "review")
+        review = rel.get("review", str, "")
+        # Under review, the facts refresh could not read may be missing (never guessed).
+        unknown = "" if review else ...
+        cuda = rel.get("cuda", str, unknown)
+        if cuda or not review:
+            rel.version("cuda", what="CUDA version")
+            base = Version(cuda)
+            full = base if len(base.release) == 3 else Version(f"{cuda}.0")
+            if full not in cuda_releases and not review:
+                raise rel.error("cuda", f"CUDA {cuda} has no row in {cuda_file} (releases)")
+        pins = rel.get("pins", str, unknown)
         if pins and pins not in pin_sets:
             raise rel.error("pins", f"no pin set {pins!r} in cuda-wheels.toml")
         overrides = rel.strings("pin_overrides", ())
         for i, text in enumerate(overrides):
             _requirement(rel, f"pin_overrides[{i}]", text)
-        and_cuda = rel.get("and_cuda", str)
+        and_cuda = rel.get("and_cuda", str, "none" if review else ...)
         if and_cuda not in AND_CUDA_KINDS:
             raise rel.error("and_cuda", f"expected one of {', '.join(AND_CUDA_KINDS)}, got {and_cuda!r}")
         unresolvable = rel.table("extra_unresolvable", {})
@@ -281,16 +288,16 @@ def _read_releases(table: _Table, pin_sets: Mapping[str, PinSet], cuda_file: str
                 if glibc is not None:
                     ws.version("glibc", what="glibc version")
                 wheels[dist][plat] = WheelSet(_python(ws, "pythons", ws.strings("pythons")), glibc)
-        gpu_platforms = _platforms(rel, "gpu_platforms", rel.strings("gpu_platforms"))
+        gpu_platforms = _platforms(rel, "gpu_platforms", rel.strings("gpu_platforms", () if review else ...))
         for plat in gpu_platforms:
             if plat not in wheels.get("tensorflow", {}):
                 raise rel.error("gpu_platforms", f"{plat} has no tensorflow wheel listed under wheels")
         releases.append(Release(
             version=version,
             cuda=cuda,
-            cudnn=rel.get("cudnn", str),
-            sass=_arches(rel, "sass", "sm_"),
-            ptx=_arches(rel, "ptx", "compute_"),
+            cudnn=rel.get("cudnn", str, unknown),
+            sass=_arches(rel, "sass", "sm_", () if review else ...),
+            ptx=_arches(rel, "ptx", "compute_", () if review else ...),
             gpu_platforms=gpu_platforms,
             pins=pins,
             pin_overrides=overrides,
@@ -298,6 +305,7 @@ def _read_releases(table: _Table, pin_sets: Mapping[str, PinSet], cuda_file: str
             extra_unresolvable_pythons=_python(unresolvable, "pythons", unresolvable.strings("pythons", ())),
             extra_unresolvable_reason=unresolvable.get("reason", str, ""),
             wheels=wheels,
+            review=review,
         ))
     releases.sort(key=lambda r: r.version, reverse=True)
     return tuple(releases)

@@ -307,10 +307,14 @@ def _short_cuda(cuda: str) -> str:
 def make_plan(host: HostFacts, matrix: Matrix, constraints: Constraints = Constraints()) -> Plan:
     """Choose the newest TensorFlow that passes every rule for this host."""
     candidates = [r for r in matrix.releases
-                  if constraints.tf is None or constraints.tf.contains(r.version, prereleases=True)]
+                  if not r.review  # added by matrix.refresh with facts missing: a person must look first
+                  and (constraints.tf is None or constraints.tf.contains(r.version, prereleases=True))]
     if not candidates:
         known = f"{matrix.releases[-1].version}–{matrix.releases[0].version}" if matrix.releases else "none"
-        raise NoPlan([f"no TensorFlow release in the matrix matches --tf {constraints.tf} (known: {known})"],
+        reviewing = [str(r.version) for r in matrix.releases if r.review and (
+            constraints.tf is None or constraints.tf.contains(r.version, prereleases=True))]
+        why = f"; under review in the matrix: {', '.join(reviewing)}" if reviewing else ""
+        raise NoPlan([f"no TensorFlow release in the matrix matches --tf {constraints.tf} (known: {known}{why})"],
                      ["relax --tf", "run `invoke matrix.refresh` if the release is new"], host=host)
 
     warnings: list[Finding] = []

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# gpuready bootstrap: from a bare machine (a Python 3.10+ and, for --repo, git) to a certified
+# TensorFlow GPU environment. It installs gpuready into its own virtual environment, runs
+# `gpuready setup --yes` with the flags after `--`, and leaves a result an operator or a
+# script can read:
+#
+#   <state-dir>/SUCCESS or <state-dir>/FAILED   a one-line marker (only one of them exists)
+#   <state-dir>/result.json                      {"status", "step", "exit_code", "certificate", "log", ...}
+#   <log>                                        everything this run printed
+#   <certificate>                                a copy of the certificate (with --certificate)
+#
+# The exit code is setup's (0 certified, 1 failed, 3 CPU only), or 2 for bad usage, or 1 when
+# a step before setup fails. `gpuready cloud.user-data` embeds this script in cloud-init
+# user-data for first boot on a cloud GPU instance.
+#
+# Usage:
+#   bootstrap.sh (--package SPEC | --repo URL [--ref REF]) [--venv DIR] [--prefix DIR]
+#                [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
+#                [--interpreter PYTHON] [-- SETUP FLAGS...]
+# e.g.
+#   bash scripts/bootstrap.sh --repo https://github.com/OWNER/gpuready.git -- --flavor pip
+set -uo pipefail
+
+usage() {
+    cat >&2 <<'EOF'
+usage: bootstrap.sh (--package SPEC | --repo URL [--ref REF]) [--venv DIR] [--prefix DIR]
+                    [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
+                    [--interpreter PYTHON] [-- SETUP FLAGS...]
+Installs gpuready into its own virtual environment and runs `gpuready setup --yes` with the
+flags after `--`. Result: <state-dir>/SUCCESS or FAILED, <state-dir>/result.json, the log.
+EOF
+    exit 2
+}
+
+die_usage() {
+    echo "bootstrap: $*" >&2
+    exit 2
+}
+
+data_home=${XDG_DATA_HOME:-${HOME:-/root}/.local/share}
+state_home=${XDG_STATE_HOME:-${HOME:-/root}/.local/state}
+package="" repo="" ref="" prefix="" certificate="" index_url=""
+venv="$data_home/gpuready/bootstrap-venv"
+state_dir="$state_home/gpuready"
+log=""
+interpreter=python3
+setup_args=()
+
+need_value() {
+    if [ "$#" -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
+    case "$2" in -*) die_usage "$1: a value may not start with '-': $2" ;; esac
+}
+
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --package) need_value "$@"; package=$2; shift 2 ;;
+        --repo) need_value "$@"; repo=$2; shift 2 ;;
+        --ref) need_value "$@"; ref=$2; shift 2 ;;
+        --venv) need_value "$@"; venv=$2; shift 2 ;;
+        --prefix) need_value "$@"; prefix=$2; shift 2 ;;
+        --state-dir) need_value "$@"; state_dir=$2; shift 2 ;;
+        --log) need_value "$@"; log=$2; shift 2 ;;
+        --certificate) need_value "$@"; certificate=$2; shift 2 ;;
+        --index-url) need_value "$@"; index_url=$2; shift 2 ;;
+        --interpreter) need_value "$@"; interpreter=$2; shift 2 ;;
+        -h|--help) usage ;;
+        --) shift; setup_args=("$@"); break ;;
+        *) die_usage "unknown option $1 (setup's flags go after --)" ;;
+    esac
+done
+
+if [ -n "$package" ] && [ -n "$repo" ]; then die_usage "give --package or --repo, not both"; fi
+if [ -z "$package" ] && [ -z "$repo" ]; then die_usage "give --package SPEC or --repo URL"; fi
+if [ -n "$ref" ] && [ -z "$repo" ]; then die_usage "--ref needs --repo"; fi
+if [ -n "$certificate" ] && [ -z "$prefix" ]; then
+    die_usage "--certificate needs --prefix (the certificate is copied from <prefix>/gpuready/)"
+fi
+log=${log:-$state_dir/bootstrap.log}
+
+mkdir -p "$state_dir" "$(dirname "$log")" || { echo "bootstrap: cannot create $state_dir" >&2; exit 1; }
+rm -f "$state_dir/SUCCESS" "$state_dir/FAILED" "$state_dir/result.json"
+
+json_str() {
+    local s=${1//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\t'/\\t}
+    printf '"%s"' "$s"
+}
+
+step="start"
+setup_rc=""
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+finish() {
+    local rc=$1 copied="" status=failed
+    if [ -n "$certificate" ] && [ -f "$prefix/gpuready/certificate.json" ]; then
+        mkdir -p "$(dirname "$certificate")" &&
+            cp "$prefix/gpuready/certificate.json" "$certificate.tmp.$$" &&
+            mv -f "$certificate.tmp.$$" "$certificate" && copied=$certificate
+    fi
+    [ "$rc" -eq 0 ] && status=success
+    {
+        printf '{\n  "status": %s,\n  "step": %s,\n  "exit_code": %s,\n' \
+            "$(json_str "$status")" "$(json_str "$step")" "$rc"
+        printf '  "setup_exit_code": %s,\n  "certificate": %s,\n  "log": %s,\n' \
+            "${setup_rc:-null}" "$([ -n "$copied" ] && json_str "$copied" || echo null)" "$(json_str "$log")"
+        printf '  "started": %s,\n  "finished": %s\n}\n' \
+            "$(json_str "$started")" "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+    } > "$state_dir/result.json.tmp" && mv -f "$state_dir/result.json.tmp" "$state_dir/result.json"
+    if [ "$status" = success ]; then
+        echo "certified; certificate ${copied:-under ${prefix:-the environment}/gpuready/}; log $log" \
+            > "$state_dir/SUCCESS"
+        echo "== gpuready bootstrap: SUCCESS"
+    else
+        echo "failed at step '$step' with exit code $rc; log $log" > "$state_dir/FAILED"
+        echo "== gpuready bootstrap: FAILED at step '$step' (exit $rc); see $log"
+    fi
+    exit "$rc"
+}
+
+fail() {
+    echo "bootstrap: $*"
+    finish 1
+}
+
+main() {
+    echo "== gpuready bootstrap $started on $(hostname 2>/dev/null || echo unknown)"
+
+    step="python"
+    "$interpreter" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null ||
+        fail "$interpreter is missing or older than Python 3.10 (gpuready needs 3.10+; pass --interpreter PATH)"
+    echo "== Python: $("$interpreter" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
+
+    step="venv"
+    if [ ! -x "$venv/bin/python" ]; then
+        "$interpreter" -m venv "$venv" ||
+            fail "could not create a virtual environment in $venv (Debian/Ubuntu: apt-get install python3-venv)"
+    fi
+
+    if [ -n "$index_url" ]; then
+        export PIP_INDEX_URL="$index_url" UV_INDEX_URL="$index_url" INVOKE_GPUREADY_INDEX_URL="$index_url"
+    fi
+
+    step="install"
+    local target=$package src=""
+    if [ -n "$repo" ]; then
+        command -v git >/dev/null 2>&1 || fail "--repo needs git, which is not installed"
+        src=$(mktemp -d "${TMPDIR:-/tmp}/gpuready-src.XXXXXX") || fail "no temporary directory"
+        local clone=(git clone --quiet --depth 1)
+        [ -n "$ref" ] && clone+=(--branch "$ref")
+        echo "== git clone $repo${ref:+ ($ref)}"
+        "${clone[@]}" -- "$repo" "$src/gpuready" || fail "could not clone $repo"
+        target="$src/gpuready"
+    fi
+    echo "== installing gpuready from $target into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade -- "$target" ||
+        fail "could not install gpuready from $target"
+    [ -n "$src" ] && rm -rf "$src"
+    [ -x "$venv/bin/gpuready" ] || fail "$target did not install the gpuready command"
+
+    step="setup"
+    local cmd=("$venv/bin/gpuready" setup --yes)
+    [ -n "$prefix" ] && cmd+=(--prefix "$prefix")
+    cmd+=(${setup_args[@]+"${setup_args[@]}"})
+    echo "== ${cmd[*]}"
+    "${cmd[@]}"
+    setup_rc=$?
+    [ "$setup_rc" -eq 3 ] && echo "bootstrap: setup certified the CPU only (exit 3); pass --allow-cpu to accept that"
+    finish "$setup_rc"
+}
+
+# Everything main prints goes to the terminal (or cloud-init's log) and to $log; the pipeline
+# waits for tee, so the log is complete when this script exits.
+main 2>&1 | tee -a "$log"
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,170 @@
+"""Cloud-init user-data that provisions a fresh GPU instance at first boot.
+
+`user_data()` is pure: it returns the text of a `#cloud-config` document. At first
+boot cloud-init installs Python's venv module and git, writes gpuready's
+bootstrap script (scripts/bootstrap.sh, shipped in the package) to
+/usr/local/sbin/gpuready-bootstrap and runs it once (runcmd). The script installs
+gpuready into /opt/gpuready/tool, runs `gpuready setup --yes` into a fixed prefix,
+copies the certificate to /var/lib/gpuready/certificate.json and leaves
+/var/lib/gpuready/SUCCESS or FAILED, result.json and the log. A failure exits
+non-zero, so cloud-init records the runcmd (scripts-user) stage as failed.
+
+The image must already carry the NVIDIA driver (the GPU images clouds offer do);
+the packages named are Debian / Ubuntu ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from importlib import resources
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from . import constraints as flags
+from .errors import UsageError
+
+SCRIPT_PATH = "/usr/local/sbin/gpuready-bootstrap"
+STATE_DIR = "/var/lib/gpuready"
+CERTIFICATE = f"{STATE_DIR}/certificate.json"
+LOG = "/var/log/gpuready-bootstrap.log"
+VENV = "/opt/gpuready/tool"
+PREFIX = "/opt/gpuready/env"
+PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "ca-certificates")
+LEVELS = ("0", "1", "2", "3")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the instance gets gpuready: a git repository or a package specification."""
+
+    repo: str | None = None
+    ref: str | None = None
+    package: str | None = None
+
+
+def bootstrap_script() -> str:
+    """scripts/bootstrap.sh, as shipped inside the package."""
+    return resources.files("gpuready._scripts").joinpath("bootstrap.sh").read_text(encoding="utf-8")
+
+
+def check_source(repo: str | None, ref: str | None, package: str | None) -> Source:
+    if bool(repo) == bool(package):
+        raise UsageError("give --repo URL (a git repository) or --package SPEC (e.g. 'gpuready==0.1.0' "
+                         "or a wheel's https URL), exactly one")
+    if repo:
+        parts = urlsplit(repo)
+        scp_like = re.fullmatch(r"[\w.-]+@[\w.-]+:[\w./~-]+", repo)
+        if not scp_like and (parts.scheme not in ("https", "http", "ssh", "git") or not parts.netloc):
+            raise UsageError(f"--repo: {repo!r} is not a git URL (https://host/owner/repo.git or git@host:owner/repo)")
+        if re.search(r"\s", repo):
+            raise UsageError(f"--repo: {repo!r} contains white space")
+    if ref is not None:
+        if not repo:
+            raise UsageError("--ref needs --repo")
+        if not re.fullmatch(r"[\w][\w./+-]*", ref) or ".." in ref:
+            raise UsageError(f"--ref: {ref!r} is not a branch or tag name")
+    if package:
+        if re.match(r"https?://", package):
+            if re.search(r"\s", package):
+                raise UsageError(f"--package: {package!r} contains white space")
+        else:
+            try:
+                Requirement(package)
+            except InvalidRequirement as exc:
+                why = str(exc).splitlines()[0]
+                raise UsageError(f"--package: {package!r} is not a requirement or a wheel URL: {why}") from None
+    return Source(repo=repo or None, ref=ref, package=package or None)
+
+
+def setup_flags(*, driver: str | None = None, gpu: str | None = None, python: str | None = None,
+                platform: str | None = None, wsl: bool = False, flavor: str | None = None,
+                tf: str | None = None, level: str | None = None, allow_cpu: bool = False) -> list[str]:
+    """`setup`'s flags for the instance, each value checked as `plan` checks it (UsageError)."""
+    out: list[str] = []
+    if driver is not None:
+        flags.parse_driver(driver)
+        out += ["--driver", driver.strip()]
+    if gpu is not None:
+        out += ["--gpu", ",".join(flags.parse_gpus(gpu))]
+    if python is not None:
+        out += ["--python", flags.parse_python(python)]
+    if platform is not None:
+        out += ["--platform", flags.parse_platform(platform)]
+        if platform not in ("linux-64", "linux-aarch64"):
+            raise UsageError(f"--platform: cloud-init user-data provisions Linux instances, not {platform}")
+    if wsl:
+        raise UsageError("--wsl: a cloud instance is not WSL2")
+    if flavor is not None:
+        out += ["--flavor", flags.parse_flavor(flavor)]
+    if tf is not None:
+        flags.parse_tf_spec(tf)
+        out += ["--tf", tf.strip()]
+    if level is not None:
+        if str(level) not in LEVELS:
+            raise UsageError(f"--level: {level!r} is not one of {', '.join(LEVELS)}")
+        out += ["--level", str(level)]
+    if allow_cpu:
+        out.append("--allow-cpu")
+    return out
+
+
+def bootstrap_command(source: Source, setup_args: list[str], *, index_url: str | None = None,
+                      script: str = SCRIPT_PATH, venv: str = VENV, prefix: str = PREFIX,
+                      state_dir: str = STATE_DIR, log: str = LOG, certificate: str = CERTIFICATE) -> str:
+    """The one shell command runcmd runs, every word quoted with shlex."""
+    argv = [script]
+    if source.repo:
+        argv += ["--repo", source.repo]
+        if source.ref:
+            argv += ["--ref", source.ref]
+    else:
+        argv += ["--package", source.package or ""]
+    argv += ["--venv", venv, "--prefix", prefix, "--state-dir", state_dir, "--log", log,
+             "--certificate", certificate]
+    if index_url:
+        argv += ["--index-url", index_url]
+    argv += ["--", *setup_args]
+    return shlex.join(argv)
+
+
+def _yaml_str(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+
+
+def _block(text: str, indent: int) -> str:
+    pad = " " * indent
+    return "\n".join(pad + line if line else "" for line in text.rstrip("\n").split("\n")) + "\n"
+
+
+def user_data(source: Source, setup_args: list[str], *, index_url: str | None = None,
+              script_text: str | None = None, **paths: str) -> str:
+    """The `#cloud-config` document (pure: no I/O beyond reading the shipped script)."""
+    script = script_text if script_text is not None else bootstrap_script()
+    if "\t" in script:
+        raise ValueError("the bootstrap script must not contain tabs (YAML block scalar)")
+    command = bootstrap_command(source, setup_args, index_url=index_url, **paths)
+    where = source.repo + (f" ({source.ref})" if source.ref else "") if source.repo else source.package
+    state = paths.get("state_dir", STATE_DIR)
+    lines = [
+        "#cloud-config",
+        "# gpuready: a certified TensorFlow GPU environment at first boot.",
+        f"# gpuready from: {where}",
+        f"# Result: {state}/SUCCESS or {state}/FAILED, {state}/result.json,",
+        f"#         the certificate at {paths.get('certificate', CERTIFICATE)}; log {paths.get('log', LOG)}",
+        "#         (and cloud-init's own log: `cloud-init status --long`).",
+        "package_update: true",
+        "packages:",
+        *[f"  - {_yaml_str(p)}" for p in PACKAGES],
+        "write_files:",
+        f"  - path: {_yaml_str(paths.get('script', SCRIPT_PATH))}",
+        "    owner: \"root:root\"",
+        "    permissions: \"0755\"",
+        "    content: |",
+    ]
+    text = "\n".join(lines) + "\n" + _block(script, 6)
+    text += "runcmd:\n" + f"  - {_yaml_str(command)}\n"
+    return text
