@@ -12,6 +12,7 @@ import pytest
 
 from gpuready import envfolder as E
 from gpuready import lock_pip, locking
+from gpuready.config import DEFAULTS
 from gpuready.errors import UsageError
 
 from .lock_doubles.fixtures import GPU, OLD_DRIVER, lock_env, plan_for, tree, uv_cache, wheel_index  # noqa: F401
@@ -122,7 +123,7 @@ def test_index_comes_from_settings_then_the_environment():
     assert lock_pip.index_url({"index_url": "https://mirror.example/simple/"}, {}) == "https://mirror.example/simple"
     assert lock_pip.index_url({"index_url": None}, {"UV_INDEX_URL": "https://a/simple"}) == "https://a/simple"
     assert lock_pip.index_url({}, {"PIP_INDEX_URL": "https://b/simple"}) == "https://b/simple"
-    assert lock_pip.index_url({}, {}) == "https://pypi.org/simple"
+    assert lock_pip.index_url({}, {}) == DEFAULTS["gpuready"]["default_index_url"]
     with pytest.raises(UsageError, match="index_timeout"):
         lock_pip.index_timeout({"index_timeout": "soon"})
 

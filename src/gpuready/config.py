@@ -17,11 +17,14 @@ DEFAULTS: dict[str, Any] = {
         # Package index for uv / pip / conda-lock's pip part; None = uv's default
         # (or UV_INDEX_URL / PIP_INDEX_URL from the environment).
         "index_url": None,
+        # The index used when neither index_url nor the environment names one: the single
+        # place where gpuready names the default index.
+        "default_index_url": "https://pypi.org/simple",
         # Seconds to wait for the index before giving up.
         "index_timeout": 30,
         # The index's JSON simple API (PEP 691) that `matrix.refresh` reads; a mirror that
         # speaks it works too. Retries for failed or throttled requests.
-        "index_json_url": "https://pypi.org/simple/",
+        "index_json_url": None,  # None = the index above (index_url / environment / default)
         "index_retries": 3,
         # Where `matrix.refresh` caches index responses; None = the user's cache directory.
         "cache_dir": None,

@@ -21,10 +21,10 @@ from typing import Any, Callable, Mapping
 
 from packaging.version import Version
 
+from .config import DEFAULTS
 from .envfolder import Inputs
 from .errors import UsageError, WorkFailed
 
-DEFAULT_INDEX = "https://pypi.org/simple"
 # The manylinux glibc levels uv can target (`uv pip compile --python-platform`).
 _UV_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
 # UV_* variables that change where or how uv connects, not what it resolves.
@@ -44,12 +44,12 @@ class ResolutionFailed(WorkFailed):
 
 
 def index_url(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str:
-    """gpuready.index_url, else UV_DEFAULT_INDEX / UV_INDEX_URL / PIP_INDEX_URL, else PyPI."""
+    """gpuready.index_url, else UV_DEFAULT_INDEX / UV_INDEX_URL / PIP_INDEX_URL, else the default."""
     for value in (settings.get("index_url"), environ.get("UV_DEFAULT_INDEX"),
                   environ.get("UV_INDEX_URL"), environ.get("PIP_INDEX_URL")):
         if value:
             return str(value).rstrip("/")
-    return DEFAULT_INDEX
+    return str(settings.get("default_index_url") or DEFAULTS["gpuready"]["default_index_url"]).rstrip("/")
 
 
 def index_timeout(settings: Mapping[str, Any]) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .. import lock_pip
 from .. import refresh as refresh_mod
 from ..config import settings
 from ..errors import EXIT_FAILED, UsageError
@@ -26,7 +27,7 @@ from ._common import cli_errors, print_json
 def refresh(c, check=False, index=None, matrix=None, json=False, summary=None):
     """Add the TensorFlow releases the package index has and the matrix lacks (facts read from the wheels)."""
     conf = settings(c.config)
-    index_url = refresh_mod.check_index_url(index or conf["index_json_url"])
+    index_url = refresh_mod.check_index_url(index or conf["index_json_url"] or lock_pip.index_url(conf))
     folder = refresh_mod.find_matrix_dir(matrix or conf.get("matrix_dir"))
     if folder is None and not check:
         raise UsageError("no matrix folder to update: run from the checkout or pass --matrix DIR")
