@@ -5,7 +5,8 @@
     seeds:     python -m venv V && V/bin/pip install --no-cache-dir tensorflow[and-cuda]==<same TF>
 
 Both start with empty caches: a new UV_CACHE_DIR for gpuready, --no-cache-dir for pip (and no pip
-configuration file). Each round runs both, the order alternating between rounds. Then:
+configuration file). Each round runs both, the order alternating between rounds, each route
+starting after the disk has settled (sync). Then:
 gpuready's own overhead (its wall time minus uv's download-and-install time and the check's),
 and the no-op re-run (its wall time, and the check time it reports itself).
 
@@ -96,6 +97,12 @@ def pip_cold(work: Path, base: dict[str, str], requirement: str) -> dict:
     return {"wall_s": wall, "env_bytes": du(venv)}
 
 
+def settle() -> None:
+    """Start each route on a quiet disk: the previous one's gigabytes written back, not in flight."""
+    os.sync()
+    time.sleep(3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
@@ -110,6 +117,7 @@ def main() -> None:
         order = ["gpuready", "pip"] if number % 2 == 0 else ["pip", "gpuready"]
         result = {}
         for route in order:
+            settle()
             with tempfile.TemporaryDirectory(prefix=f"bench-{route}-", dir=os.environ.get("BENCH_TMP")) as tmp:
                 result[route] = (gpuready_cold(Path(tmp), base) if route == "gpuready"
                                  else pip_cold(Path(tmp), base, requirement))

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from . import __version__, activation
 from . import diagnosis as diag
@@ -34,6 +33,7 @@ from . import prefix as layout
 from .certificate import (FAIL, FAILED, NO_GPU, PASS, PROBLEM, SKIP, WARN, Certificate,
                           Check, Finding, Throughput, decide_status)
 from .errors import UsageError
+from .install import same_version
 from .facts import HostFacts
 
 LEVELS = (0, 1, 2, 3)
@@ -109,13 +109,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 def _driver_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
@@ -134,7 +127,7 @@ def check_packages(expected: dict[str, str], installed: dict[str, str]) -> Check
     want = {canonicalize_name(k): str(v) for k, v in expected.items()}
     missing = sorted(n for n in want if n not in installed)
     differ = sorted(f"{n} {installed[n]} (lock: {want[n]})" for n in want
-                    if n in installed and not _same_version(installed[n], want[n]))
+                    if n in installed and not same_version(installed[n], want[n]))
     extra = sorted(f"{n} {installed[n]}" for n in installed if n not in want and n not in TOOLING)
     details = {"expected": len(want), "installed": len(installed), "missing": missing,
                "different": differ, "extra": extra}

@@ -533,7 +533,8 @@ def installed_packages(prefix: Path, flavor: str) -> dict[str, str]:
     return python_distributions(prefix)
 
 
-def _same_version(a: str, b: str) -> bool:
+def same_version(a: str, b: str) -> bool:
+    """Equal as versions ("2.21" == "2.21.0"), or as text when one is not a version."""
     try:
         return Version(a) == Version(b)
     except InvalidVersion:
@@ -547,7 +548,7 @@ def compare(locked: Mapping[str, str], installed: Mapping[str, str]) -> list[str
         have = installed.get(name)
         if have is None:
             problems.append(f"{name}=={version} is missing")
-        elif not _same_version(have, version):
+        elif not same_version(have, version):
             problems.append(f"{name} is {have}, the lock has {version}")
     for name in sorted(set(installed) - set(locked)):
         problems.append(f"{name}=={installed[name]} is installed but not in the lock")
