@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from .. import lock_pip
-from .. import refresh as refresh_mod
 from ..config import settings
 from ..errors import EXIT_FAILED, UsageError
 from ._common import cli_errors, print_json
+
+if TYPE_CHECKING:
+    from .. import refresh as refresh_mod
 
 
 @task(help={
@@ -27,6 +29,10 @@ from ._common import cli_errors, print_json
 def refresh(c, check=False, index=None, matrix=None, json=False, summary=None):
     """Add the TensorFlow releases the package index has and the matrix lacks (facts read from the wheels)."""
     conf = settings(c.config)
+    # Imported here: `requests` and the refresh machinery cost every other task's start-up.
+    from .. import lock_pip
+    from .. import refresh as refresh_mod
+
     index_url = refresh_mod.check_index_url(index or conf["index_json_url"] or lock_pip.index_url(conf))
     folder = refresh_mod.find_matrix_dir(matrix or conf.get("matrix_dir"))
     if folder is None and not check:
