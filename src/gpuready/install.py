@@ -710,20 +710,8 @@ def _install_pip(folder: Any, layout: Layout, inputs: dict[str, Any], lock_bytes
                              f"{_tail(output)}")
         lock_copy.unlink()
 
-        t = time.perf_counter()
-        problems = verify_prefix(staging, locked, "pip")
-        if problems:
-            raise WorkFailed("the new environment does not match its lock, so it was not swapped in: "
-                             + "; ".join(problems[:10]))
-        seconds["verify"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        active = activation.decide(staging, tensorflow=inputs.get("tensorflow"),
-                                   source=inputs.get("source", "pypi"), warnings=warnings)
-        activation.write(staging, active, "pip")
-        _record(staging, layout.prefix, inputs, folder.lock_file.name, lock_bytes, lock_sha, locked,
-                installer, interpreter.path, warnings, plan, seconds)
-        seconds["activation"] = time.perf_counter() - t
+        active = _verify_and_record(staging, "pip", layout, inputs, folder, lock_bytes, lock_sha, locked,
+                                    installer, interpreter.path, warnings, plan, seconds)
 
         t = time.perf_counter()
         old_target = layout.own_target()  # a conda environment there before: its directory goes too
@@ -740,6 +728,28 @@ def _install_pip(folder: Any, layout: Layout, inputs: dict[str, Any], lock_bytes
         _rmtree(staging)
     return InstallResult(layout.prefix, env, "pip", lock_sha, dict(locked), False, installer,
                          interpreter.path, active, seconds)
+
+
+def _verify_and_record(target: Path, flavor: str, layout: Layout, inputs: dict[str, Any], folder: Any,
+                       lock_bytes: bytes, lock_sha: str, locked: Mapping[str, str], installer: str,
+                       python: str, warnings: Sequence[str], plan: Mapping[str, Any] | None,
+                       seconds: dict[str, float]) -> Any:
+    """The last steps before a swap, the same for both flavors: the new environment must equal
+    its lock; then its activation and gpuready's record of it are written inside it."""
+    t = time.perf_counter()
+    problems = verify_prefix(target, locked, flavor)
+    if problems:
+        raise WorkFailed("the new environment does not match its lock, so it was not swapped in: "
+                         + "; ".join(problems[:10]))
+    seconds["verify"] = time.perf_counter() - t
+    t = time.perf_counter()
+    active = activation.decide(target, tensorflow=inputs.get("tensorflow"),
+                               source=inputs.get("source", "pypi"), warnings=warnings)
+    activation.write(target, active, flavor)
+    _record(target, layout.prefix, inputs, folder.lock_file.name, lock_bytes, lock_sha, locked,
+            installer, python, warnings, plan, seconds)
+    seconds["activation"] = time.perf_counter() - t
+    return active
 
 
 def _install_conda(folder: Any, layout: Layout, inputs: dict[str, Any], lock_bytes: bytes, lock_sha: str,
@@ -768,19 +778,8 @@ def _install_conda(folder: Any, layout: Layout, inputs: dict[str, Any], lock_byt
             if mismatch:
                 raise WorkFailed(f"hash mismatch for {mismatch}; nothing was changed")
             raise WorkFailed(f"conda-lock install failed (exit {code}); nothing was changed:\n{_tail(output)}")
-        t = time.perf_counter()
-        problems = verify_prefix(real, locked, "conda")
-        if problems:
-            raise WorkFailed("the new environment does not match its lock, so it was not swapped in: "
-                             + "; ".join(problems[:10]))
-        seconds["verify"] = time.perf_counter() - t
-        t = time.perf_counter()
-        active = activation.decide(real, tensorflow=inputs.get("tensorflow"),
-                                   source=inputs.get("source", "pypi"), warnings=warnings)
-        activation.write(real, active, "conda")
-        _record(real, layout.prefix, inputs, folder.lock_file.name, lock_bytes, lock_sha, locked,
-                installer, str(python_of(real) or ""), warnings, plan, seconds)
-        seconds["activation"] = time.perf_counter() - t
+        active = _verify_and_record(real, "conda", layout, inputs, folder, lock_bytes, lock_sha, locked,
+                                    installer, str(python_of(real) or ""), warnings, plan, seconds)
         t = time.perf_counter()
         old_target = layout.own_target()
         os.symlink(real.name, link)
