@@ -118,7 +118,7 @@ def apply_overrides(
         changed.append("driver")
     if gpu is not None:
         gpus = tuple(
-            Gpu(index=i, name=f"compute capability {cc} (--gpu)", compute_capability=cc)
+            Gpu(index=i, name="what-if GPU (--gpu)", compute_capability=cc)
             for i, cc in enumerate(parse_gpus(gpu))
         )
         facts = facts.with_(gpus=gpus)
