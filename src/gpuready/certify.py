@@ -11,7 +11,6 @@ captured. The diagnosis matches the captured log against the known failure signa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -32,6 +31,7 @@ from . import diagnosis as diag
 from . import prefix as layout
 from .certificate import (FAIL, FAILED, NO_GPU, PASS, PROBLEM, SKIP, WARN, Certificate,
                           Check, Finding, Throughput, decide_status)
+from .envfolder import sha256_bytes
 from .errors import UsageError
 from .install import same_version
 from .facts import HostFacts
@@ -101,14 +101,6 @@ def installed_packages(prefix: str | os.PathLike[str], flavor: str | None = None
     return read(root, flavor or ("conda" if (root / "conda-meta").is_dir() else "pip"))
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _driver_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
 
@@ -155,7 +147,7 @@ def check_lock_hash(prefix: Path, record: dict[str, Any]) -> Check:
     path = layout.meta_dir(prefix) / str(name)
     if not path.is_file():
         return _check("lock-hash", title, FAIL, f"the lock copy {path} is missing", lock_file=str(path))
-    have = sha256_of(path)
+    have = sha256_bytes(path.read_bytes())
     if have != want:
         return _check("lock-hash", title, FAIL,
                       f"the lock copy {path} changed since install (sha256 {have[:12]}..., "
@@ -651,7 +643,7 @@ def verify(prefix: Path, host: HostFacts) -> Verification:
         reasons.append(f"the lock changed: certified {cert.lock_sha256 or 'none'}, installed {recorded or 'none'}")
     elif record and record.get("lock_file"):
         lock = layout.meta_dir(prefix) / str(record["lock_file"])
-        if not lock.is_file() or sha256_of(lock) != recorded:
+        if not lock.is_file() or sha256_bytes(lock.read_bytes()) != recorded:
             reasons.append(f"the lock copy {lock} is missing or was modified")
     if layout.python_of(prefix) is None:
         reasons.append(f"no Python interpreter in {prefix}")

@@ -718,12 +718,7 @@ def _install_pip(folder: Any, layout: Layout, inputs: dict[str, Any], lock_bytes
         old = swap_in(staging, layout.prefix, layout.staging("old"))
         seconds["swap"] = time.perf_counter() - t
         if old is not None:
-            t = time.perf_counter()
-            with steps.step("Removing the replaced environment"):
-                for leftover in (old, old_target):
-                    if leftover is not None:
-                        _rmtree(leftover)
-            seconds["remove_old"] = time.perf_counter() - t
+            _remove_replaced(old, old_target, steps, seconds)
     finally:
         _rmtree(staging)
     return InstallResult(layout.prefix, env, "pip", lock_sha, dict(locked), False, installer,
@@ -750,6 +745,17 @@ def _verify_and_record(target: Path, flavor: str, layout: Layout, inputs: dict[s
             installer, python, warnings, plan, seconds)
     seconds["activation"] = time.perf_counter() - t
     return active
+
+
+def _remove_replaced(old: Path | None, old_target: Path | None, steps: Steps,
+                     seconds: dict[str, float]) -> None:
+    """Delete what a swap replaced: the old prefix, and a conda environment it pointed to."""
+    t = time.perf_counter()
+    with steps.step("Removing the replaced environment"):
+        for leftover in (old, old_target):
+            if leftover is not None:
+                _rmtree(leftover)
+    seconds["remove_old"] = time.perf_counter() - t
 
 
 def _install_conda(folder: Any, layout: Layout, inputs: dict[str, Any], lock_bytes: bytes, lock_sha: str,
@@ -786,11 +792,8 @@ def _install_conda(folder: Any, layout: Layout, inputs: dict[str, Any], lock_byt
         old = swap_in(link, layout.prefix, layout.staging("old"))
         swapped = True
         seconds["swap"] = time.perf_counter() - t
-        t = time.perf_counter()
-        for leftover in (old, old_target):
-            if leftover is not None:
-                _rmtree(leftover)
-        seconds["remove_old"] = time.perf_counter() - t
+        if old is not None or old_target is not None:
+            _remove_replaced(old, old_target, steps, seconds)
     finally:
         _rmtree(link)
         if not swapped:
