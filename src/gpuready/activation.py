@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from packaging.version import InvalidVersion, Version
 
+from .envfolder import write_atomic
 from .prefix import META_DIR, meta_dir
 
 RECORD = "activation.json"
@@ -323,9 +324,7 @@ def write(prefix: str | os.PathLike[str], activation: Activation, flavor: str) -
             text = text.replace(marker, marker + _shell_restore(activation, "    "), 1)
         text = text.rstrip("\n") + "\n\n" + _shell_set(activation, "VIRTUAL_ENV")
     # A new file, not an edit in place: bin/ may hold hard links into a package cache.
-    tmp = script.with_name(f".activate.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, script)
+    write_atomic(script, text.encode("utf-8"))
     written.append(script)
     return written
 

@@ -31,7 +31,7 @@ from . import diagnosis as diag
 from . import prefix as layout
 from .certificate import (FAIL, FAILED, NO_GPU, PASS, PROBLEM, SKIP, WARN, Certificate,
                           Check, Finding, Throughput, decide_status)
-from .envfolder import sha256_bytes
+from .envfolder import sha256_bytes, write_atomic
 from .errors import UsageError
 from .install import same_version
 from .facts import HostFacts
@@ -510,9 +510,7 @@ def write_certificate(prefix: Path, cert: Certificate) -> Path:
     """Write atomically to <prefix>/gpuready/certificate.json."""
     path = layout.certificate_path(prefix)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(cert.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, cert.to_json().encode("utf-8"))
     return path
 
 

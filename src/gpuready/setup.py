@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from . import activation, install
+from .envfolder import write_atomic
 from .errors import EXIT_CPU_ONLY, EXIT_FAILED, EXIT_OK, UsageError
 from .prefix import certificate_path, meta_dir, read_install_record
 
@@ -116,9 +117,7 @@ def read_state(prefix: str | os.PathLike[str]) -> dict[str, Any] | None:
 def write_state(prefix: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
     path = state_path(prefix)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{STATE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"schema": STATE_SCHEMA, **data}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, (json.dumps({"schema": STATE_SCHEMA, **data}, indent=2) + "\n").encode("utf-8"))
 
 
 def what_if(plan: Any) -> list[str]:
