@@ -1,4 +1,4 @@
-"""How long does locking take? The default set against the real package index, cold and warm,
+"""How long does locking take? The committed default set (envs/) against the real package index, cold and warm,
 and `invoke lock --check` / `invoke lock --all` on the committed envs/.
 
 Run: .venv/bin/python bench/bench_lock.py      (needs the package index; writes only to /tmp)
@@ -15,18 +15,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpuready import locking
-from gpuready import matrix as matrix_mod
+from gpuready import lock as locking
+from gpuready.config import Settings
+from gpuready.lock.folder import env_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def lock_set(plans, envs: Path, settings: dict) -> list[tuple[str, float]]:
+def lock_set(inputs, envs: Path, settings: Settings) -> list[tuple[str, float]]:
     times = []
-    for plan in plans:
+    for each in inputs:
         start = time.perf_counter()
-        locking.lock_plan(plan, envs, settings)
-        times.append((plan.env, time.perf_counter() - start))
+        locking.lock_inputs(envs / each.env, each, settings)
+        times.append((each.env, time.perf_counter() - start))
     return times
 
 
@@ -40,9 +41,8 @@ def same_as_committed(envs: Path) -> bool:
 
 
 def main() -> None:
-    matrix = matrix_mod.load(ROOT / "matrix")
-    plans = locking.default_set_plans(matrix)
-    settings = {"index_url": None, "index_timeout": 30}
+    plans = [folder.inputs for folder in env_folders(ROOT / "envs")]  # the committed default set
+    settings = Settings(index_timeout=30)
     invoke = str(Path(sys.executable).with_name("invoke"))
     with tempfile.TemporaryDirectory(prefix="bench-lock-") as scratch:
         scratch_path = Path(scratch)

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from gpuready import matrix as matrix_mod
-from gpuready.constraints import apply_overrides
-from gpuready.facts import HostFacts
-from gpuready.plan import make_plan
+from gpuready.model import matrix as matrix_mod
+from gpuready.model.facts import HostFacts
+from gpuready.model.flags import apply_overrides
+from gpuready.model.planner import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import matrix as matrix_mod
-from gpuready.facts import HostFacts
+from gpuready.model import matrix as matrix_mod
+from gpuready.model.facts import HostFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 MATRIX_DIR = ROOT / "matrix"

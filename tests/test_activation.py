@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import activation as A
-from gpuready import install as I
+from gpuready.env import activation as A
+from gpuready import tools
+from gpuready.config import Settings
+from gpuready.model.records import Activation
+from gpuready.env.layout import read_activation
 
 NVIDIA = ("cublas", "cuda_runtime", "cudnn", "cufft", "cuda_nvcc")
 
@@ -90,7 +93,7 @@ def test_runpath_of_a_compiled_library(tmp_path):
 
 def test_tensorflow_that_finds_its_libraries_needs_no_loader_path(tmp_path):
     env = fake_env(tmp_path, runpath=RUNPATH_2_21)
-    assert A.decide(env, tensorflow="2.21.0") == A.Activation()
+    assert A.decide(env, tensorflow="2.21.0") == Activation()
 
 
 def test_2_16_1_gets_every_nvidia_lib_folder_on_the_loader_path(tmp_path):
@@ -135,7 +138,7 @@ def test_conda_forge_prefix_is_the_cuda_data_dir(tmp_path):
 
 def _venv(tmp_path: Path) -> Path:
     prefix = tmp_path / "env"
-    uv = I.find_uv({})
+    uv = tools.find_uv(Settings())
     subprocess.run([uv, "venv", "--no-project", "--relocatable", "--python", sys.executable, str(prefix)],
                    check=True, capture_output=True)
     return prefix
@@ -189,9 +192,9 @@ def test_activation_follows_the_environment_when_it_moves(tmp_path):
 def test_nothing_to_set_leaves_activate_alone(tmp_path):
     prefix = _venv(tmp_path)
     before = (prefix / "bin" / "activate").read_text()
-    A.write(prefix, A.Activation(), "pip")
+    A.write(prefix, Activation(), "pip")
     assert (prefix / "bin" / "activate").read_text() == before
-    assert A.read(prefix) == A.Activation()
+    assert read_activation(prefix) == Activation()
 
 
 def test_conda_hooks(tmp_path):

@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from gpuready.certificate import (CERTIFIED, CPU_ONLY, FAILED, Certificate, Check, Finding, Throughput,
+from gpuready.model.certificate import (CERTIFIED, CPU_ONLY, FAILED, Certificate, Check, Finding, Throughput,
                                   decide_status, exit_code)
-from gpuready.junit import to_junit, write_junit
+from gpuready.certify.junit import to_junit, write_junit
+from gpuready.model.facts import HostFacts
+from gpuready.model.records import RecordError
 
 
 def checks(*statuses: str) -> list[Check]:
@@ -34,21 +36,22 @@ def test_exit_codes_follow_product_md() -> None:
 def sample(status: str = CPU_ONLY) -> Certificate:
     return Certificate(
         status=status, level=2, prefix="/envs/x", env="tf2.21-cpu-py3.11-pip",
-        checks=checks("pass", "skip", "fail", "warn"), host={"platform": "linux-64"},
+        checks=checks("pass", "skip", "fail", "warn"), host=HostFacts(platform="linux-64", python="3.11"),
         tensorflow={"version": "2.21.0"}, gpus=[{"index": 0, "device_name": "NVIDIA A100", "compute_capability": "8.0"}],
-        throughput=Throughput(None, 3640.5, None, 128, [28, 28, 1]),
-        diagnosis=[Finding("cpu-only-build", "A CPU-only TensorFlow build", "info", "c", "f", ref=10, note="n")],
+        throughput=Throughput(cpu_images_per_second=3640.5, batch_size=128, image_shape=[28, 28, 1]),
+        diagnosis=[Finding(id="cpu-only-build", title="A CPU-only TensorFlow build", severity="info", cause="c",
+                           fix="f", ref=10, note="n")],
         created="2026-01-01T00:00:00+00:00", gpuready_version="0.1.0", allow_cpu=True, log="/envs/x/gpuready/certify.log",
     )
 
 
 def test_json_round_trip() -> None:
     cert = sample()
-    again = Certificate.from_json(cert.to_json())
+    again = Certificate.parse(cert.dump(), "certificate.json")
     assert again == cert
     assert again.exit_code() == 0, "allow_cpu is recorded"
     assert again.exit_code(allow_cpu=False) == 3
-    data = json.loads(cert.to_json())
+    data = json.loads(cert.dump())
     for key in ("status", "checks", "host", "plan", "lock_sha256", "tensorflow", "throughput", "diagnosis",
                 "created", "gpuready_version"):
         assert key in data
@@ -57,9 +60,10 @@ def test_json_round_trip() -> None:
 @pytest.mark.parametrize("text", ["[]", "{}", '{"status": "great", "level": 2, "prefix": "/x"}',
                                   '{"status": "failed", "level": 2, "prefix": "/x", "checks": [{"name": "a"}]}',
                                   "not json"])
-def test_a_malformed_certificate_is_a_value_error(text: str) -> None:
-    with pytest.raises(ValueError, match="not a gpuready certificate"):
-        Certificate.from_json(text)
+def test_a_malformed_certificate_is_a_clear_error(text: str) -> None:
+    with pytest.raises(RecordError, match="certificate.json: ") as caught:
+        Certificate.parse(text, "certificate.json")
+    assert caught.value.exit_code == 2
 
 
 def test_junit_has_one_testcase_per_check(tmp_path) -> None:
@@ -80,7 +84,9 @@ def test_junit_has_one_testcase_per_check(tmp_path) -> None:
 
 
 def test_junit_escapes_what_it_quotes() -> None:
-    cert = sample()
-    cert.checks[2].reason = 'bad <xml> & "quotes"'
+    base = sample()
+    checks = list(base.checks)
+    checks[2] = checks[2].model_copy(update={"reason": 'bad <xml> & "quotes"'})
+    cert = base.model_copy(update={"checks": tuple(checks)})
     root = ET.fromstring(to_junit(cert))
     assert root.find("testsuite").findall("testcase")[2].find("failure").get("message") == 'bad <xml> & "quotes"'

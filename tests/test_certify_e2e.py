@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import certify as certify_mod
-from gpuready.certify import check_script
-from gpuready.facts import Driver, Gpu, HostFacts
+from gpuready.certify import service
+from gpuready.certify.runner import check_script
+from gpuready.model.facts import Driver, Gpu, HostFacts
 
 from .conftest import run_cli
 
@@ -131,7 +131,7 @@ def test_a_gpu_host_where_tensorflow_sees_no_gpu_fails_with_the_cause(tf_env: Pa
                      driver=Driver("550.54.14", "12.4", "nvml"), gpus=(Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0"),))
     kept = (tf_env / "gpuready" / "certificate.json").read_bytes()
     try:
-        cert = certify_mod.certify(tf_env, level=1, host=host)
+        cert = service.certify(tf_env, level=1, host=host)
     finally:
         (tf_env / "gpuready" / "certificate.json").write_bytes(kept)
     assert cert.status == "failed" and cert.exit_code(allow_cpu=True) == 1

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import certify as certify_mod
-from gpuready.certificate import FAIL, FAILED, PASS, Certificate
+from gpuready.certify import runner
+from gpuready.certify import service
+from gpuready.model.certificate import FAIL, FAILED, PASS, Certificate
 from gpuready.errors import UsageError
-from gpuready.facts import HostFacts
-from gpuready.prefix import certificate_path
+from gpuready.model.facts import HostFacts
+from gpuready.env.layout import certificate_path
 
 from .certify_doubles import MISBEHAVE, bare_env
 from .conftest import run_cli
@@ -30,7 +31,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def misbehave(env: Path, behave: str, *, timeout: float = 5.0, level: int = 1,
               extra: tuple[str, ...] = ()) -> Certificate:
-    return certify_mod.certify(env, level=level, timeout=timeout, host=HOST, script=MISBEHAVE,
+    return service.certify(env, level=level, timeout=timeout, host=HOST, script=MISBEHAVE,
                                extra_args=("--behave", behave, *extra))
 
 
@@ -93,7 +94,7 @@ def test_output_that_is_not_a_result_becomes_a_failed_certificate(env: Path, beh
 
 
 def test_an_environment_without_tensorflow_fails_with_the_cause(env: Path) -> None:
-    cert = certify_mod.certify(env, level=2, host=HOST)
+    cert = service.certify(env, level=2, host=HOST)
     assert cert.status == FAILED
     imported = cert.check("import")
     assert imported.status == FAIL and "ModuleNotFoundError" in imported.reason
@@ -115,7 +116,7 @@ def test_certify_cli_on_an_environment_without_tensorflow(env: Path, tmp_path: P
 
 def test_a_prefix_that_does_not_exist_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
-        certify_mod.certify(tmp_path / "nope", host=HOST)
+        service.certify(tmp_path / "nope", host=HOST)
     done = run_cli("certify", "--prefix", str(tmp_path / "nope"))
     assert done.returncode == 2
     assert "does not exist" in done.stderr and "Traceback" not in done.stderr
@@ -147,7 +148,7 @@ def test_the_human_summary_shows_text_with_brackets_as_written(env: Path) -> Non
 
 
 def test_a_check_that_cannot_start_is_a_failed_check(env: Path, tmp_path: Path) -> None:
-    run = certify_mod.run_check(tmp_path / "no-python", 1, expect={}, log=tmp_path / "log",
+    run = runner.run_check(tmp_path / "no-python", 1, expect={}, log=tmp_path / "log",
                                 limits={1: 5.0}, env={})
     [check] = run.checks
     assert check.name == "check-process" and check.status == FAIL and "could not be started" in check.reason

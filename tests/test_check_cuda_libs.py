@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import diagnosis as diag
+from gpuready.certify import diagnosis
 
 from .certify_doubles import add_fake_tensorflow, bare_env, site_packages
 
@@ -53,20 +53,20 @@ def test_names_the_first_library_that_does_not_load(env: Path) -> None:
     good = loadable_library()
     nvidia_lib(env, "cuda_runtime", "libcudart.so.12", good)
     broken = nvidia_lib(env, "cublas", "libcublasLt.so.12", b"not an ELF file at all")
-    result = diag.probe_libraries(env / "bin" / "python")
+    result = diagnosis.probe_libraries(env / "bin" / "python")
     assert result["tensorflow"]["cuda_version"] == "12.5.1" and result["tensorflow"]["cudnn_version"] == "9"
     cudart = result["libraries"][0]
     assert cudart["name"] == "libcudart.so.12" and cudart["ok"] and cudart["path"].endswith("libcudart.so.12")
     failed = result["first_failure"]
     assert failed["name"] == "libcublasLt.so.12" and failed["path"] == str(broken)
     assert "invalid ELF header" in failed["error"] or "too short" in failed["error"]
-    [*_, finding] = diag.library_findings(result)
+    [*_, finding] = diagnosis.library_findings(result)
     assert finding.id == "cuda-library-not-loadable" and "libcublasLt.so.12 cannot be loaded" in finding.cause
 
 
 def test_a_library_missing_everywhere_is_named(env: Path) -> None:
     add_fake_tensorflow(env, BUILD_GPU)
-    result = diag.probe_libraries(env / "bin" / "python")
+    result = diagnosis.probe_libraries(env / "bin" / "python")
     failed = result["first_failure"]
     assert failed["name"] == "libcudart.so.12"
     assert "nor on the loader's search path" in failed["error"]
@@ -78,23 +78,23 @@ def test_a_library_missing_everywhere_is_named(env: Path) -> None:
 def test_cuda_11_builds_want_cuda_11_names(env: Path) -> None:
     add_fake_tensorflow(env, BUILD_GPU.replace("'12.5.1'", "'11.8'").replace("('cudnn_version', '9')",
                                                                              "('cudnn_version', '8')"))
-    names = [lib["name"] for lib in diag.probe_libraries(env / "bin" / "python")["libraries"]]
+    names = [lib["name"] for lib in diagnosis.probe_libraries(env / "bin" / "python")["libraries"]]
     assert names[0] == "libcudart.so.11.0" and "libcufft.so.10" in names and "libcudnn.so.8" in names
     assert "libnvJitLink.so.12" not in names
 
 
 def test_a_cpu_build_needs_no_library(env: Path) -> None:
     add_fake_tensorflow(env, BUILD_CPU)
-    result = diag.probe_libraries(env / "bin" / "python")
+    result = diagnosis.probe_libraries(env / "bin" / "python")
     assert result["libraries"] == [] and "CPU-only" in result["note"]
     assert result["driver"]["name"] == "libcuda.so.1"
-    assert diag.library_findings(result) == []
+    assert diagnosis.library_findings(result) == []
 
 
 def test_no_tensorflow(env: Path) -> None:
-    result = diag.probe_libraries(env / "bin" / "python")
+    result = diagnosis.probe_libraries(env / "bin" / "python")
     assert result["tensorflow"] == {"found": False} and "not installed" in result["note"]
 
 
 def test_a_python_that_cannot_run_gives_no_probe(tmp_path: Path) -> None:
-    assert diag.probe_libraries(tmp_path / "no-python") is None
+    assert diagnosis.probe_libraries(tmp_path / "no-python") is None

@@ -80,7 +80,7 @@ def test_cloud_init_schema_rejects_a_broken_document(tmp_path) -> None:
     would pass it; the YAML checks above cover the keys this document needs.)"""
     text = cloud.user_data(cloud.Source(package="gpuready"), [])
     path = tmp_path / "bad.yaml"
-    path.write_text(text.replace("permissions: \"0755\"", "permissions: [0755]"))
+    path.write_text(text.replace("permissions: '0755'", "permissions: [0755]"))
     check = cloud_init_schema(path)
     assert check.returncode != 0 and "permissions" in check.stdout + check.stderr
 

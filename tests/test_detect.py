@@ -24,8 +24,8 @@ import pytest
 from rich.console import Console
 
 from gpuready import detect as D
-from gpuready.facts import Container, Driver, Gpu, HostFacts, Probe
-from gpuready.tasks.detect import show_facts
+from gpuready.model.facts import Container, Driver, Gpu, HostFacts, Probe
+from gpuready.cli.render import show_facts
 
 from .conftest import ROOT, run_cli
 from .detect_doubles.fake_nvml import A100, RTX3080, T4, FakeGpu, FakeNvml
@@ -241,7 +241,7 @@ def test_nvml_garbage_is_a_failed_probe(host: FakeHost, matrix: Any, nvml: FakeN
 
 
 def test_nvml_not_installed(host: FakeHost, matrix: Any) -> None:
-    facts = D.detect_host(matrix, nvml=None, root=host.root, environ=host.environ)
+    facts = D.detect_host(matrix, nvml=D.NO_NVML, root=host.root, environ=host.environ)
     assert facts.probes[0] == Probe("nvml", False, "nvidia-ml-py (module pynvml) is not installed")
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gpuready import envfolder as E
+from gpuready import files
+from gpuready.lock import folder as folder_mod
+from gpuready.model import inputs as inputs_mod
 from gpuready.errors import EXIT_USAGE
 
 from .lock_doubles.fixtures import GPU, OLD_DRIVER, plan_for
@@ -30,7 +31,7 @@ tensorflow==2.21.0 \\
 """
 
 
-def pip_files(inputs: E.Inputs) -> dict[str, bytes]:
+def pip_files(inputs: inputs_mod.Inputs) -> dict[str, bytes]:
     pins = "".join(f"{line.split('[')[0].split('==')[0]}=={line.split('==')[1]} \\\n    --hash=sha256:00\n"
                    for line in inputs.requirements)
     return {"requirements.in": "\n".join(inputs.requirements).encode() + b"\n",
@@ -38,13 +39,13 @@ def pip_files(inputs: E.Inputs) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def gpu_inputs(matrix) -> E.Inputs:
-    return E.inputs_from_plan(plan_for(matrix, python="3.11", **GPU))
+def gpu_inputs(matrix) -> inputs_mod.Inputs:
+    return inputs_mod.inputs_from_plan(plan_for(matrix, python="3.11", **GPU))
 
 
 @pytest.fixture
-def locked(tmp_path, gpu_inputs) -> E.EnvFolder:
-    folder = E.EnvFolder(tmp_path / "envs" / gpu_inputs.env)
+def locked(tmp_path, gpu_inputs) -> folder_mod.EnvFolder:
+    folder = folder_mod.EnvFolder(tmp_path / "envs" / gpu_inputs.env)
     folder.write(gpu_inputs, pip_files(gpu_inputs))
     return folder
 
@@ -64,7 +65,7 @@ def test_inputs_from_plan_hold_what_the_lock_needs(matrix, gpu_inputs):
 
 def test_inputs_toml_round_trips_and_reads_as_a_person_would(gpu_inputs):
     text = gpu_inputs.to_toml()
-    assert E.Inputs.from_toml(text) == gpu_inputs
+    assert inputs_mod.Inputs.from_toml(text) == gpu_inputs
     data = tomllib.loads(text)
     assert data["tensorflow"] == "2.21.0" and data["cuda"] == "12.5" and data["flavor"] == "pip"
     assert data["virtual_packages"]["__cuda"] == "12.5" and data["virtual_packages"]["__glibc"] == "2.27"
@@ -74,19 +75,19 @@ def test_inputs_toml_round_trips_and_reads_as_a_person_would(gpu_inputs):
 
 
 def test_cpu_inputs_leave_out_cuda(matrix):
-    inputs = E.inputs_from_plan(plan_for(matrix, driver="none", python="3.11"))
+    inputs = inputs_mod.inputs_from_plan(plan_for(matrix, driver="none", python="3.11"))
     data = tomllib.loads(inputs.to_toml())
     assert "cuda" not in data and "cudnn" not in data and "__cuda" not in data["virtual_packages"]
-    assert E.Inputs.from_toml(inputs.to_toml()) == inputs
+    assert inputs_mod.Inputs.from_toml(inputs.to_toml()) == inputs
 
 
 def test_input_hash_ignores_gpuready_version_and_formatting(gpu_inputs):
     text = gpu_inputs.to_toml()
     other_version = text.replace('version = "', 'version = "99.', 1)
     reformatted = "\n".join(line.rstrip() for line in other_version.splitlines() if not line.startswith("#"))
-    assert E.Inputs.from_toml(reformatted).digest() == gpu_inputs.digest()
-    assert replace(gpu_inputs, tensorflow="2.21.1").digest() != gpu_inputs.digest()
-    assert replace(gpu_inputs, virtual_packages={**gpu_inputs.virtual_packages, "__cuda": "12.8"}).digest() \
+    assert inputs_mod.Inputs.from_toml(reformatted).digest() == gpu_inputs.digest()
+    assert gpu_inputs.model_copy(update=dict(tensorflow="2.21.1")).digest() != gpu_inputs.digest()
+    assert gpu_inputs.model_copy(update=dict(virtual_packages={**gpu_inputs.virtual_packages, "__cuda": "12.8"})).digest() \
         != gpu_inputs.digest()
 
 
@@ -101,10 +102,10 @@ def test_input_hash_ignores_gpuready_version_and_formatting(gpu_inputs):
     (lambda t: t.replace("env = ", "env = = "), "not valid TOML"),
 ])
 def test_malformed_inputs_are_usage_errors_naming_the_problem(tmp_path, gpu_inputs, edit, message):
-    folder = E.EnvFolder(tmp_path / gpu_inputs.env)
+    folder = folder_mod.EnvFolder(tmp_path / gpu_inputs.env)
     folder.path.mkdir()
     folder.inputs_path.write_text(edit(gpu_inputs.to_toml()))
-    with pytest.raises(E.InputsError) as caught:
+    with pytest.raises(inputs_mod.InputsError) as caught:
         folder.inputs
     assert message in caught.value.message
     assert caught.value.exit_code == EXIT_USAGE
@@ -112,12 +113,12 @@ def test_malformed_inputs_are_usage_errors_naming_the_problem(tmp_path, gpu_inpu
 
 
 def test_missing_inputs_and_a_renamed_folder(tmp_path, gpu_inputs):
-    folder = E.EnvFolder(tmp_path / "elsewhere")
-    with pytest.raises(E.InputsError, match="inputs.toml is missing"):
+    folder = folder_mod.EnvFolder(tmp_path / "elsewhere")
+    with pytest.raises(inputs_mod.InputsError, match="inputs.toml is missing"):
         folder.inputs
     folder.path.mkdir()
     folder.inputs_path.write_text(gpu_inputs.to_toml())
-    with pytest.raises(E.InputsError, match="folder is named 'elsewhere'"):
+    with pytest.raises(inputs_mod.InputsError, match="folder is named 'elsewhere'"):
         folder.inputs
 
 
@@ -179,7 +180,7 @@ def test_every_kind_of_damage_reads_as_stale(locked, damage, expected):
 
 
 def test_a_lock_whose_pins_disagree_with_the_inputs_is_stale_even_with_matching_hashes(tmp_path, gpu_inputs):
-    folder = E.EnvFolder(tmp_path / gpu_inputs.env)
+    folder = folder_mod.EnvFolder(tmp_path / gpu_inputs.env)
     files = pip_files(gpu_inputs)
     files["requirements.txt"] = files["requirements.txt"].replace(b"nvidia-nccl-cu12==2.27.7", b"nvidia-nccl-cu12==2.28.3")
     folder.write(gpu_inputs, files)
@@ -189,7 +190,7 @@ def test_a_lock_whose_pins_disagree_with_the_inputs_is_stale_even_with_matching_
 
 def test_a_failed_write_leaves_the_previous_files(locked, gpu_inputs, monkeypatch):
     before = {p.name: p.read_bytes() for p in locked.path.iterdir()}
-    newer = replace(gpu_inputs, requirements=gpu_inputs.requirements + ("keras==3.12.0",))
+    newer = gpu_inputs.model_copy(update=dict(requirements=gpu_inputs.requirements + ("keras==3.12.0",)))
     real_replace = os.replace
 
     def failing(src, dst):
@@ -197,10 +198,11 @@ def test_a_failed_write_leaves_the_previous_files(locked, gpu_inputs, monkeypatc
             raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(E.os, "replace", failing)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(files.os, "replace", failing)
+    with pytest.raises(files.WriteFailed, match="requirements.txt: no space left on device") as caught:
         locked.write(newer, pip_files(newer))
-    monkeypatch.setattr(E.os, "replace", real_replace)
+    assert caught.value.exit_code == 1
+    monkeypatch.setattr(files.os, "replace", real_replace)
     assert not list(locked.path.glob(".*.tmp")), "the temporary file is removed"
     assert (locked.path / "requirements.txt").read_bytes() == before["requirements.txt"]
     assert locked.state_path.read_bytes() == before["lock-state.toml"], "lock-state is written last"
@@ -209,9 +211,9 @@ def test_a_failed_write_leaves_the_previous_files(locked, gpu_inputs, monkeypatc
 
 
 def test_conda_lock_packages_for_the_plan_platform(tmp_path, matrix):
-    inputs = E.inputs_from_plan(plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU))
+    inputs = inputs_mod.inputs_from_plan(plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU))
     assert inputs.source == "conda-forge" and "tensorflow=2.19.1=cuda*" in inputs.conda_packages
-    folder = E.EnvFolder(tmp_path / inputs.env)
+    folder = folder_mod.EnvFolder(tmp_path / inputs.env)
     lock = """\
 version: 1
 package:
@@ -242,15 +244,19 @@ def test_find_env_and_env_folders(tmp_path, matrix, locked):
     envs = locked.path.parent
     (envs / ".hidden").mkdir()
     (envs / "README.md").write_text("x")
-    assert [f.name for f in E.env_folders(envs)] == [locked.name]
-    assert E.env_folders(tmp_path / "absent") == []
-    assert E.find_env(envs, plan_for(matrix, python="3.11", **GPU)).name == locked.name
-    assert E.find_env(envs, plan_for(matrix, python="3.12", **GPU)) is None
-    assert E.find_env(envs, plan_for(matrix, python="3.11", **OLD_DRIVER)) is None
+    assert [f.name for f in folder_mod.env_folders(envs)] == [locked.name]
+    assert folder_mod.env_folders(tmp_path / "absent") == []
+    assert folder_mod.find_env(envs, plan_for(matrix, python="3.11", **GPU)).name == locked.name
+    assert folder_mod.find_env(envs, plan_for(matrix, python="3.12", **GPU)) is None
+    assert folder_mod.find_env(envs, plan_for(matrix, python="3.11", **OLD_DRIVER)) is None
 
 
 def test_check_all_lists_stale_folders_with_reasons(tmp_path, locked):
-    from gpuready.locking import check_all
+    from gpuready.lock import check_folders
+    from gpuready.lock.folder import env_folders
+
+    def check_all(envs):
+        return check_folders(env_folders(envs))
 
     envs = locked.path.parent
     assert check_all(envs) == [] and check_all(tmp_path / "absent") == []

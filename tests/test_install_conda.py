@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import install as I
-from gpuready import locking
-from gpuready.config import DEFAULTS
+from gpuready.env import install as install_mod
+from gpuready import lock as locking
+from gpuready.config import Settings
+from gpuready.env.inventory import compare, installed_packages
 from gpuready.errors import WorkFailed
-from gpuready.prefix import read_install_record
+from gpuready.env.layout import read_install_record
 from tests.install_doubles import envs
 
 from .lock_doubles.fixtures import (  # noqa: F401
@@ -27,8 +28,8 @@ from .lock_doubles.fixtures import (  # noqa: F401
 @pytest.fixture
 def conda(tmp_path, matrix, served_index, lock_env):
     exe = envs.conda_double(tmp_path / "conda-bin")
-    settings = {**DEFAULTS["gpuready"], "index_url": served_index, "index_timeout": 10,
-                "conda_exe": str(exe), "conda_bootstrap": False, "prefix_root": str(tmp_path / "prefixes")}
+    settings = Settings(index_url=served_index, index_timeout=10, conda_exe=str(exe), conda_bootstrap=False,
+                        prefix_root=str(tmp_path / "prefixes"))
     plan = plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU)
     folder = locking.lock_plan(plan, tmp_path / "envs", settings)
     return folder, settings
@@ -40,16 +41,16 @@ def _tree(parent: Path) -> list[str]:
 
 def test_conda_install_and_replace(conda):
     folder, settings = conda
-    result = I.install(folder, settings=settings)
+    result = install_mod.install(folder, settings=settings)
     prefix = result.prefix
     assert prefix.is_symlink() and Path(os.path.realpath(prefix)).name.startswith(f".{prefix.name}.env-")
     assert result.packages["tensorflow"] == "2.19.1"
-    assert I.verify_prefix(prefix, result.packages, "conda") == []
+    assert compare(result.packages, installed_packages(prefix, "conda")) == []
     record = read_install_record(prefix)
-    assert record["lock_file"] == "conda-lock.yml" and record["flavor"] == "conda"
+    assert record.lock_file == "conda-lock.yml" and record.flavor == "conda"
     first_target = os.path.realpath(prefix)
 
-    again = I.install(folder, settings=settings)
+    again = install_mod.install(folder, settings=settings)
     assert again.replaced and os.path.realpath(prefix) != first_target
     assert not Path(first_target).exists()
     names = _tree(prefix.parent)
@@ -58,7 +59,7 @@ def test_conda_install_and_replace(conda):
 
 def test_corrupt_conda_package_leaves_the_environment_as_it_was(conda, conda_channel):
     folder, settings = conda
-    prefix = I.install(folder, settings=settings).prefix
+    prefix = install_mod.install(folder, settings=settings).prefix
     before = envs.snapshot(prefix)
     target = os.path.realpath(prefix)
     package = next((conda_channel / "linux-64").glob("tensorflow-2.19.1-cuda*.tar.bz2"))
@@ -66,7 +67,7 @@ def test_corrupt_conda_package_leaves_the_environment_as_it_was(conda, conda_cha
     package.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
     try:
         with pytest.raises(WorkFailed) as error:
-            I.install(folder, settings=settings)
+            install_mod.install(folder, settings=settings)
     finally:
         package.write_bytes(original)
     assert f"hash mismatch for {package.name}: the lock has md5:" in error.value.message

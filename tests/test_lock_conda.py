@@ -7,14 +7,18 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gpuready import envfolder as E
-from gpuready import lock_conda, locking
+from gpuready.lock import folder as folder_mod
+from gpuready.model import inputs as inputs_mod
+from gpuready import errors
+from gpuready.lock import index as index_mod
+from gpuready import tools
+from gpuready import lock as locking
+from gpuready.config import Settings
 
 from .lock_doubles.wheels import closed_port_url
 
@@ -22,12 +26,12 @@ from .lock_doubles.fixtures import (  # noqa: F401
     GPU, conda_channel, conda_double, lock_env, plan_for, served_index, tree, uv_cache, wheel_index)
 
 
-def settings(index: str, exe: Path | None, **more) -> dict:
-    return {"index_url": index, "index_timeout": 10, "conda_exe": str(exe) if exe else None,
-            "conda_bootstrap": False, **more}
+def settings(index: str, exe: Path | None, **more) -> Settings:
+    return Settings(**{"index_url": index, "index_timeout": 10, "conda_exe": str(exe) if exe else None,
+                       "conda_bootstrap": False, **more})
 
 
-def lock_yaml(folder: E.EnvFolder) -> list[dict]:
+def lock_yaml(folder: folder_mod.EnvFolder) -> list[dict]:
     return yaml.safe_load(folder.lock_file.read_text())["package"]
 
 
@@ -66,11 +70,11 @@ def test_the_solver_picks_the_build_the_virtual_packages_allow(tmp_path, matrix,
     """A spec without a build string: the CUDA build (higher build number) wins exactly when
     virtual-packages.yml states __cuda."""
     plan = plan_for(matrix, python="3.12", tf="2.19", flavor="conda", **GPU)
-    base = E.inputs_from_plan(plan)
+    base = inputs_mod.inputs_from_plan(plan)
     virtual = {k: v for k, v in base.virtual_packages.items() if k != "__cuda"}
     if cuda:
         virtual["__cuda"] = cuda
-    inputs = replace(base, conda_packages=("python=3.12", "pip", "tensorflow=2.19.1"), virtual_packages=virtual)
+    inputs = base.model_copy(update=dict(conda_packages=("python=3.12", "pip", "tensorflow=2.19.1"), virtual_packages=virtual))
     folder = locking.lock_inputs(tmp_path / base.env, inputs, settings(served_index, conda_double))
     tf = next(p for p in lock_yaml(folder) if p["name"] == "tensorflow")
     assert build in tf["url"]
@@ -106,9 +110,9 @@ def test_unsatisfiable_keeps_the_previous_lock(tmp_path, matrix, served_index, c
     plan = plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU)
     folder = locking.lock_plan(plan, tmp_path, settings(served_index, conda_double))
     before = tree(folder.path)
-    no_cuda = replace(folder.inputs, virtual_packages={k: v for k, v in folder.inputs.virtual_packages.items()
-                                                        if k != "__cuda"})
-    with pytest.raises(lock_conda.ResolutionFailed) as caught:
+    no_cuda = folder.inputs.model_copy(update=dict(virtual_packages={k: v for k, v in folder.inputs.virtual_packages.items()
+                                                        if k != "__cuda"}))
+    with pytest.raises(index_mod.ResolutionFailed) as caught:
         locking.lock_inputs(folder.path, no_cuda, settings(served_index, conda_double))
     message = caught.value.message
     assert "could not solve tf2.19-cuda12.8-py3.11-conda on conda-forge for linux-64" in message
@@ -121,7 +125,7 @@ def test_unreachable_pip_index_is_one_clear_error(tmp_path, matrix, conda_double
     url = closed_port_url()
     plan = plan_for(matrix, python="3.11", flavor="conda", **GPU)
     start = time.monotonic()
-    with pytest.raises(lock_conda.IndexUnreachable) as caught:
+    with pytest.raises(index_mod.IndexUnreachable) as caught:
         locking.lock_plan(plan, tmp_path / "envs", settings(url, conda_double, index_timeout=2))
     assert time.monotonic() - start < 60
     assert f"the package index {url} could not be reached" in caught.value.message
@@ -140,40 +144,40 @@ def _exe(path: Path) -> Path:
 
 
 def test_find_conda_order(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock_conda, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
+    monkeypatch.setattr(tools, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
     path = os.pathsep.join([str(tmp_path / "a"), str(tmp_path / "b")])
     env = {"PATH": path}
     _exe(tmp_path / "b" / "conda")
-    assert lock_conda.find_conda({}, env) == lock_conda.CondaExe(str(tmp_path / "b" / "conda"), "conda on PATH")
+    assert tools.find_conda(Settings(), env) == tools.CondaExe(str(tmp_path / "b" / "conda"), "conda on PATH")
     _exe(tmp_path / "a" / "micromamba")
-    found = lock_conda.find_conda({}, env)
+    found = tools.find_conda(Settings(), env)
     assert (found.how, found.kind) == ("micromamba on PATH", "micromamba")
     _exe(tmp_path / "b" / "mamba")
-    assert lock_conda.find_conda({}, env).how == "mamba on PATH"
+    assert tools.find_conda(Settings(), env).how == "mamba on PATH"
     named = _exe(tmp_path / "elsewhere" / "my-conda")
-    assert lock_conda.find_conda({"conda_exe": str(named)}, env).how == f"gpuready.conda_exe = {named}"
-    assert lock_conda.find_conda({"conda_exe": "conda"}, env).path == str(tmp_path / "b" / "conda")
+    assert tools.find_conda(Settings(conda_exe=str(named)), env).how == f"gpuready.conda_exe = {named}"
+    assert tools.find_conda(Settings(conda_exe="conda"), env).path == str(tmp_path / "b" / "conda")
 
 
 def test_find_conda_off_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock_conda, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
+    monkeypatch.setattr(tools, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
     activated = _exe(tmp_path / "miniforge" / "bin" / "conda")
-    assert lock_conda.find_conda({}, {"PATH": "", "CONDA_EXE": str(activated)}).how == "$CONDA_EXE"
+    assert tools.find_conda(Settings(), {"PATH": "", "CONDA_EXE": str(activated)}).how == "$CONDA_EXE"
     bootstrapped = _exe(tmp_path / "ensureconda" / "micromamba")
-    found = lock_conda.find_conda({}, {"PATH": ""})
+    found = tools.find_conda(Settings(), {"PATH": ""})
     assert found.path == str(bootstrapped) and "conda-lock's bootstrap folder" in found.how
 
 
 def test_missing_conda_names_everything_it_looked_for(tmp_path, monkeypatch):
-    monkeypatch.setattr(lock_conda, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
-    with pytest.raises(lock_conda.CondaNotFound) as caught:
-        lock_conda.find_conda({"conda_bootstrap": False}, {"PATH": str(tmp_path)})
+    monkeypatch.setattr(tools, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
+    with pytest.raises(tools.CondaNotFound) as caught:
+        tools.find_conda(Settings(conda_bootstrap=False), {"PATH": str(tmp_path)})
     message = caught.value.message
     for looked in ("mamba, micromamba, conda on PATH", "$CONDA_EXE", "MAMBA_EXE unset",
                    str(tmp_path / "ensureconda"), "gpuready.conda_bootstrap is false", "gpuready.conda_exe"):
         assert looked in message
-    with pytest.raises(lock_conda.CondaNotFound, match="'/no/such/conda' is neither an executable"):
-        lock_conda.find_conda({"conda_exe": "/no/such/conda"}, {"PATH": ""})
+    with pytest.raises(tools.CondaNotFound, match="'/no/such/conda' is neither an executable"):
+        tools.find_conda(Settings(conda_exe="/no/such/conda"), {"PATH": ""})
 
 
 def test_the_bootstrap_download_is_bounded(tmp_path, monkeypatch):
@@ -181,16 +185,16 @@ def test_the_bootstrap_download_is_bounded(tmp_path, monkeypatch):
     slow = tmp_path / "slow-python"
     slow.write_text("#!/bin/sh\nsleep 30\n")
     slow.chmod(0o755)
-    monkeypatch.setattr(lock_conda.sys, "executable", str(slow))
-    monkeypatch.setattr(lock_conda, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
-    with pytest.raises(lock_conda.CondaNotFound, match=r"bootstrap download of micromamba \(no answer within 1 s\)"):
-        lock_conda.find_conda({"index_timeout": 1}, {"PATH": ""})
+    monkeypatch.setattr(tools.sys, "executable", str(slow))
+    monkeypatch.setattr(tools, "_ensureconda_dir", lambda: tmp_path / "ensureconda")
+    with pytest.raises(tools.CondaNotFound, match=r"bootstrap download of micromamba \(no answer within 1 s\)"):
+        tools.find_conda(Settings(index_timeout=1), {"PATH": ""})
 
 
 def test_missing_conda_writes_nothing(tmp_path, matrix, served_index, lock_env, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     plan = plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU)
-    with pytest.raises(lock_conda.CondaNotFound, match="no conda executable"):
+    with pytest.raises(tools.CondaNotFound, match="no conda executable"):
         locking.lock_plan(plan, tmp_path / "envs", settings(served_index, None))
     assert not (tmp_path / "envs").exists()
 
@@ -198,7 +202,7 @@ def test_missing_conda_writes_nothing(tmp_path, matrix, served_index, lock_env, 
 def test_credentials_in_the_index_url_are_not_written_into_environment_yml(tmp_path, matrix, conda_double,
                                                                           lock_env):
     plan = plan_for(matrix, python="3.11", tf="2.19", flavor="conda", **GPU)
-    with pytest.raises(lock_conda.UsageError, match="carries credentials"):
+    with pytest.raises(errors.UsageError, match="carries credentials"):
         locking.lock_plan(plan, tmp_path / "envs", settings("https://me:secret@mirror.example/simple",
                                                             conda_double))
     assert not (tmp_path / "envs").exists()

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from gpuready import locking
+from gpuready import lock as locking
+from gpuready.config import Settings
 
 from .lock_doubles.fixtures import GPU, plan_for
 
@@ -20,7 +21,7 @@ def test_real_and_cuda_plan_is_fully_pinned_and_hashed(tmp_path, matrix, monkeyp
         monkeypatch.delenv(key, raising=False)
     plan = plan_for(matrix, python="3.11", **GPU)
     assert plan.requirements[0] == "tensorflow[and-cuda]==2.21.0"
-    folder = locking.lock_plan(plan, tmp_path, {"index_url": None, "index_timeout": 30})
+    folder = locking.lock_plan(plan, tmp_path, Settings(index_timeout=30))
     lines = folder.lock_file.read_text().splitlines()
     body = [l for l in lines if l and not l.startswith("#")]
     assert body[0] == "--only-binary :all:"

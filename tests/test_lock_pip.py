@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 import time
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gpuready import envfolder as E
-from gpuready import lock_pip, locking
-from gpuready.config import DEFAULTS
+from gpuready.lock import folder as folder_mod
+from gpuready.lock import index as index_mod
+from gpuready.lock import uv as uv_lock
+from gpuready import lock as locking
+from gpuready.config import Settings, validate
 from gpuready.errors import UsageError
 
 from .lock_doubles.fixtures import GPU, OLD_DRIVER, lock_env, plan_for, tree, uv_cache, wheel_index  # noqa: F401
@@ -22,8 +23,8 @@ from .lock_doubles.wheels import CU12_PINS, closed_port_url, silent_server
 PINNED = re.compile(r"^([A-Za-z0-9._-]+)==(\S+) \\$")
 
 
-def settings(index: str, **more) -> dict:
-    return {"index_url": index, "index_timeout": 10, **more}
+def settings(index: str, **more) -> Settings:
+    return Settings(**{"index_url": index, "index_timeout": 10, **more})
 
 
 def entries(text: str) -> list[tuple[str, str, list[str]]]:
@@ -83,8 +84,8 @@ def test_old_driver_plan_takes_the_extra_apart_and_resolves(tmp_path, matrix, wh
     assert versions["numpy"] == "1.26.4" and versions["keras"] == "2.14.0"
     assert "tensorrt" not in versions
     # The reason for taking it apart: the extra itself asks for tensorrt, which has no cp311 wheel.
-    extra = replace(folder.inputs, requirements=("tensorflow[and-cuda]==2.14.1",))
-    with pytest.raises(lock_pip.ResolutionFailed, match="tensorrt"):
+    extra = folder.inputs.model_copy(update=dict(requirements=("tensorflow[and-cuda]==2.14.1",)))
+    with pytest.raises(index_mod.ResolutionFailed, match="tensorrt"):
         locking.lock_inputs(folder.path, extra, settings(wheel_index))
     assert folder.is_current() == (True, "current"), "the failed relock left the folder as it was"
 
@@ -102,7 +103,7 @@ def test_same_inputs_same_index_same_bytes(tmp_path, matrix, wheel_index, lock_e
     first = locking.lock_plan(plan, tmp_path / "a", settings(wheel_index))
     second = locking.lock_plan(plan, tmp_path / "b", settings(wheel_index))
     assert tree(first.path) == tree(second.path)
-    again = locking.lock_folder(E.EnvFolder(first.path), settings(wheel_index))
+    again = locking.lock_folder(folder_mod.EnvFolder(first.path), settings(wheel_index))
     assert again.changed == ()
 
 
@@ -120,12 +121,12 @@ def test_user_uv_configuration_does_not_change_the_lock(tmp_path, matrix, wheel_
 
 
 def test_index_comes_from_settings_then_the_environment():
-    assert lock_pip.index_url({"index_url": "https://mirror.example/simple/"}, {}) == "https://mirror.example/simple"
-    assert lock_pip.index_url({"index_url": None}, {"UV_INDEX_URL": "https://a/simple"}) == "https://a/simple"
-    assert lock_pip.index_url({}, {"PIP_INDEX_URL": "https://b/simple"}) == "https://b/simple"
-    assert lock_pip.index_url({}, {}) == DEFAULTS["gpuready"]["default_index_url"]
+    assert index_mod.index_url(Settings(index_url="https://mirror.example/simple/"), {}) == "https://mirror.example/simple"
+    assert index_mod.index_url(Settings(index_url=None), {"UV_INDEX_URL": "https://a/simple"}) == "https://a/simple"
+    assert index_mod.index_url(Settings(), {"PIP_INDEX_URL": "https://b/simple"}) == "https://b/simple"
+    assert index_mod.index_url(Settings(), {}) == Settings().default_index_url
     with pytest.raises(UsageError, match="index_timeout"):
-        lock_pip.index_timeout({"index_timeout": "soon"})
+        validate({"index_timeout": "soon"})
 
 
 @pytest.mark.parametrize("platform, glibc, expected", [
@@ -138,14 +139,14 @@ def test_index_comes_from_settings_then_the_environment():
     ("win-64", None, "x86_64-pc-windows-msvc"),
 ])
 def test_python_platform(platform, glibc, expected):
-    assert lock_pip.python_platform(platform, glibc) == expected
+    assert uv_lock.python_platform(platform, glibc) == expected
 
 
 def test_unreachable_index_fails_fast_and_writes_nothing(tmp_path, matrix, lock_env):
     url = closed_port_url()
     plan = plan_for(matrix, python="3.11", **GPU)
     start = time.monotonic()
-    with pytest.raises(lock_pip.IndexUnreachable) as caught:
+    with pytest.raises(index_mod.IndexUnreachable) as caught:
         locking.lock_plan(plan, tmp_path / "envs", settings(url))
     assert time.monotonic() - start < 30
     assert f"the package index {url} could not be reached" in caught.value.message
@@ -159,8 +160,8 @@ def test_a_hung_index_fails_after_a_bounded_wait_and_keeps_the_old_lock(tmp_path
     before = tree(folder.path)
     with silent_server() as url:
         start = time.monotonic()
-        with pytest.raises(lock_pip.IndexUnreachable, match="could not be reached"):
-            locking.lock_folder(folder, {"index_url": url, "index_timeout": 2})
+        with pytest.raises(index_mod.IndexUnreachable, match="could not be reached"):
+            locking.lock_folder(folder, Settings(index_url=url, index_timeout=2))
         waited = time.monotonic() - start
     assert waited < 20, f"waited {waited:.1f} s"
     assert tree(folder.path) == before
@@ -172,7 +173,7 @@ def test_unresolvable_inputs_keep_the_previous_lock(tmp_path, matrix, wheel_inde
     folder.inputs_path.write_text(folder.inputs_path.read_text().replace(
         '"tensorflow-cpu==2.21.0"', '"tensorflow-cpu==9.9.9"'))
     edited = tree(folder.path)
-    with pytest.raises(lock_pip.ResolutionFailed) as caught:
+    with pytest.raises(index_mod.ResolutionFailed) as caught:
         locking.lock_folder(folder, settings(wheel_index))
     assert "tensorflow-cpu" in caught.value.message and "Nothing was written" in caught.value.message
     assert tree(folder.path) == edited and edited["requirements.txt"] == before["requirements.txt"]

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import locking
-from gpuready.envfolder import EnvFolder, env_folders, find_env
+from gpuready.model.facts import HostFacts
+from gpuready.model.flags import apply_overrides, constraints_from_flags
+from gpuready.model.planner import make_plan
+from gpuready.lock.folder import EnvFolder, env_folders, find_env
 
 from .conftest import ROOT, run_cli
 from .lock_doubles.fixtures import (  # noqa: F401
@@ -38,6 +40,29 @@ def work(tmp_path, wheel_index, lock_env) -> tuple[Path, dict[str, str]]:
 
 # --------------------------------------------------------------------------- the committed default set
 
+# The committed default set (envs/README.md): the plan flags of each folder. GPU plans for the
+# newest TensorFlow on every Python it supports, the newest release that runs on drivers older
+# than 525 (CUDA 11.8), and the CPU plan; all pip, linux-64.
+DEFAULT_SET: tuple[dict[str, str], ...] = (
+    *({"driver": "560.35.03", "gpu": "8.0", "python": py, "platform": "linux-64"}
+      for py in ("3.10", "3.11", "3.12", "3.13")),
+    {"driver": "470.82.01", "gpu": "7.5", "python": "3.11", "platform": "linux-64"},
+    {"driver": "none", "python": "3.11", "platform": "linux-64"},
+)
+
+
+def default_set_command(flags: dict[str, str]) -> str:
+    return "invoke lock " + " ".join(f"--{k} {v}" for k, v in flags.items())
+
+
+def default_set_plans(matrix) -> list:
+    """The default set's plans, made as `invoke lock FLAGS` makes them, on a neutral host
+    (linux-64, glibc unknown) instead of the detected one."""
+    base = HostFacts(platform="linux-64", python="3.11")
+    return [make_plan(apply_overrides(base, matrix, **flags), matrix, constraints_from_flags(None, None, flags["python"]))
+            for flags in DEFAULT_SET]
+
+
 
 def test_check_on_the_committed_envs_is_current_offline_in_under_two_seconds():
     best = None
@@ -53,7 +78,7 @@ def test_check_on_the_committed_envs_is_current_offline_in_under_two_seconds():
 
 
 def test_the_committed_envs_are_the_default_set(matrix):
-    plans = locking.default_set_plans(matrix)
+    plans = default_set_plans(matrix)
     # The pip folders are the default set; conda folders come from the refresh workflow, on a
     # machine that reaches conda-forge.
     assert {f.name for f in env_folders(ROOT / "envs") if f.inputs.flavor == "pip"} == {p.env for p in plans}
@@ -63,8 +88,8 @@ def test_the_committed_envs_are_the_default_set(matrix):
         assert folder.is_current() == (True, "current")
         assert folder.inputs.flavor == "pip" and folder.inputs.platform == "linux-64"
     readme = (ROOT / "envs" / "README.md").read_text()
-    for flags in locking.DEFAULT_SET:
-        assert locking.default_set_command(flags) in readme
+    for flags in DEFAULT_SET:
+        assert default_set_command(flags) in readme
 
 
 # --------------------------------------------------------------------------- locking

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import matrix as M
+from gpuready.model import matrix as M
 from gpuready.errors import MatrixError
 
 from .conftest import MATRIX_DIR, run_cli

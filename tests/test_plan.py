@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 from packaging.version import Version
 
-from gpuready import plan as P
-from gpuready.constraints import Constraints, apply_overrides, parse_tf_spec
-from gpuready.facts import Driver, Gpu, HostFacts
+from gpuready.model import planner as P
+from gpuready.model.flags import Constraints, apply_overrides, parse_tf_spec
+from gpuready.model.facts import Driver, Gpu, HostFacts
 
 
 @dataclass

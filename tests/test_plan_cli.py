@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import constraints as C
+from gpuready.model import flags as C
 from gpuready.errors import UsageError
 
 from .conftest import run_cli

@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import matrix as matrix_mod
+from gpuready.model import matrix as matrix_mod
 from gpuready import refresh as refresh_mod
-from gpuready.constraints import Constraints, apply_overrides, parse_tf_spec
+from gpuready.refresh import changes as refresh_compare
+from gpuready.refresh import index as refresh_index
+from gpuready.refresh import wheels
+from gpuready.refresh import write as refresh_write
+from gpuready.model.flags import Constraints, apply_overrides, parse_tf_spec
 from gpuready.errors import UsageError
-from gpuready.plan import NoPlan, make_plan
+from gpuready.model.plan import NoPlan
+from gpuready.model.planner import make_plan
 
 from .conftest import MATRIX_DIR, ROOT, run_cli
 from .refresh_doubles import Behaviour, IndexDouble, synthetic_release
@@ -40,7 +45,7 @@ def matrix_copy(tmp_path: Path, *, without: tuple[str, ...] = ()) -> Path:
     return folder
 
 
-def refresh(double: IndexDouble, folder: Path, tmp_path: Path, **kwargs) -> refresh_mod.Report:
+def refresh(double: IndexDouble, folder: Path, tmp_path: Path, **kwargs) -> refresh_compare.Report:
     return refresh_mod.refresh(index_url=double.url, matrix_dir=folder, cache_dir=tmp_path / "cache",
                                timeout=5, retries=2, **kwargs)
 
@@ -123,10 +128,10 @@ def test_refresh_reproduces_releases_from_the_wheels(tmp_path) -> None:
         assert (got.cuda, got.cudnn, got.sass, got.ptx, got.gpu_platforms) == \
                (want.cuda, want.cudnn, want.sass, want.ptx, want.gpu_platforms), version
         for dist, platforms in want.wheels.items():
-            for platform, wheels in platforms.items():
-                assert got.wheels[dist][platform].pythons == wheels.pythons, (version, dist, platform)
-                if wheels.glibc:
-                    assert got.wheels[dist][platform].glibc == wheels.glibc
+            for platform, group in platforms.items():
+                assert got.wheels[dist][platform].pythons == group.pythons, (version, dist, platform)
+                if group.glibc:
+                    assert got.wheels[dist][platform].glibc == group.glibc
     # Derived from the facts alone: 2.18.0's exact pins are the cu12.5 set with nccl 2.21.5.
     r218 = refreshed.release("2.18.0")
     assert (r218.pins, r218.pin_overrides, r218.and_cuda, r218.review) == \
@@ -228,7 +233,7 @@ def test_an_index_that_vanishes_mid_run_changes_nothing(tmp_path) -> None:
     folder = matrix_copy(tmp_path)
     before = (folder / "tensorflow.toml").read_bytes()
     with future_double(files_gone=True) as double:
-        with pytest.raises(refresh_mod.Offline, match="nothing was changed"):
+        with pytest.raises(refresh_index.Offline, match="nothing was changed"):
             refresh(double, folder, tmp_path)
     assert (folder / "tensorflow.toml").read_bytes() == before
     assert not list(folder.glob(".*.tmp"))
@@ -268,8 +273,8 @@ def test_malformed_matrix_is_reported_and_left_alone(tmp_path) -> None:
 
 def test_index_url_must_be_http() -> None:
     with pytest.raises(UsageError):
-        refresh_mod.check_index_url("file:///srv/simple")
-    assert refresh_mod.check_index_url("https://mirror.example/simple") == "https://mirror.example/simple/"
+        refresh_index.check_index_url("file:///srv/simple")
+    assert refresh_index.check_index_url("https://mirror.example/simple") == "https://mirror.example/simple/"
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -326,8 +331,8 @@ def test_killed_refresh_never_leaves_a_half_written_matrix(tmp_path) -> None:
 def test_insert_keeps_text_and_orders_blocks() -> None:
     text = '# head\n\nschema = 1\n\n# about 2.1\n[releases."2.1.0"]\ncuda = "1"\n\n[releases."2.3.0"]\ncuda = "3"\n'
     files = {"tensorflow": {}}
-    new = [refresh_mod.NewRelease(matrix_mod.Version(v), files) for v in ("2.0.0", "2.2.0", "2.4.0")]
-    out = refresh_mod.insert_releases(text, new)
+    new = [refresh_compare.NewRelease(matrix_mod.Version(v), files) for v in ("2.0.0", "2.2.0", "2.4.0")]
+    out = refresh_write.insert_releases(text, new)
     assert re.findall(r'releases\."([^"]+)"', out) == ["2.0.0", "2.1.0", "2.2.0", "2.3.0", "2.4.0"]
     assert "# about 2.1\n[releases.\"2.1.0\"]" in out  # a header's comment stays with it
     assert out.startswith("# head\n\nschema = 1\n")
@@ -368,8 +373,8 @@ def test_check_against_the_real_index(tmp_path) -> None:
 # --------------------------------------------------------------------------- units
 
 
-def _file(name: str, requires: str | None = None, yanked: bool = False) -> refresh_mod.IndexFile:
-    return refresh_mod.IndexFile(name, f"https://files.example/{name}", None, requires, yanked, None, False)
+def _file(name: str, requires: str | None = None, yanked: bool = False) -> refresh_index.IndexFile:
+    return refresh_index.IndexFile(name, f"https://files.example/{name}", None, requires, yanked, None, False)
 
 
 def test_index_facts_from_file_names() -> None:
@@ -384,7 +389,7 @@ def test_index_facts_from_file_names() -> None:
         _file("tensorflow-3.1.0rc0-cp313-cp313-win_amd64.whl"),
         _file("tensorflow-3.0.0.tar.gz"),
     ]
-    found = refresh_mod.index_releases(files)
+    found = wheels.index_releases(files)
     assert list(found) == [matrix_mod.Version("3.0.0")]
     groups = found[matrix_mod.Version("3.0.0")]
     assert list(groups) == ["linux-64", "linux-aarch64", "osx-arm64"]
@@ -402,7 +407,7 @@ def test_index_facts_from_file_names() -> None:
      " is_cuda_build=True)", "12.3"),
 ])
 def test_build_info_forms(text, cuda) -> None:
-    assert refresh_mod.build_facts(refresh_mod.parse_build_info(text)).cuda == cuda
+    assert wheels.build_facts(wheels.parse_build_info(text)).cuda == cuda
 
 
 @pytest.mark.parametrize("text", [
@@ -415,8 +420,8 @@ def test_build_info_forms(text, cuda) -> None:
     "build_info = (",
 ])
 def test_build_info_that_cannot_be_read(text) -> None:
-    with pytest.raises(refresh_mod._NotReadable):
-        refresh_mod.build_facts(refresh_mod.parse_build_info(text))
+    with pytest.raises(refresh_index.NotReadable):
+        wheels.build_facts(wheels.parse_build_info(text))
 
 
 def test_review_relaxes_only_releases_under_review(tmp_path) -> None:

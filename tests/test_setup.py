@@ -16,14 +16,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from invoke import Config, Context
-
-from gpuready import install as I
-from gpuready import setup as S
-from gpuready.config import DEFAULTS
+from gpuready import pipeline as S
+from gpuready.certify import service
+from gpuready.config import Settings
+from gpuready.env import install as install_mod
+from gpuready.env.layout import read_state, write_state
 from gpuready.errors import UsageError
-from gpuready.prefix import certificate_path, read_install_record
-from gpuready.tasks.plan import plan_for_flags
+from gpuready.env.layout import certificate_path, read_install_record
+from gpuready.cli._common import plan_for_flags
+from gpuready.cli.render import show_setup
 from tests.install_doubles import envs
 from tests.lock_doubles.wheels import Dist, default_dists
 
@@ -34,7 +35,8 @@ CPU_FLAGS = {"driver": None, "gpu": None, "python": PY}
 
 
 class FakeCertify:
-    """Stands in for gpuready.certify: the wheels here hold no TensorFlow to run the check with."""
+    """Stands in for gpuready.certify.service (certify and verify): the wheels here hold no
+    TensorFlow to run the check with."""
 
     def __init__(self, status: str = "cpu-only") -> None:
         self.status, self.calls = status, []
@@ -42,10 +44,11 @@ class FakeCertify:
     def certify(self, prefix, *, level=2, allow_cpu=False, timeout=None, host=None, on_event=None):
         self.calls.append((Path(prefix), level))
         certificate_path(prefix).write_text(json.dumps({"status": self.status, "level": level}))
+        self.level = level
         return SimpleNamespace(status=self.status)
 
     def verify(self, prefix, host):
-        return SimpleNamespace(ok=True, reasons=[])
+        return SimpleNamespace(ok=True, reasons=[], certificate=SimpleNamespace(level=self.level, status=self.status))
 
 
 @pytest.fixture(scope="module")
@@ -56,24 +59,25 @@ def simple(tmp_path_factory) -> Path:
 @pytest.fixture
 def world(tmp_path, simple, monkeypatch):
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    conf = {**DEFAULTS["gpuready"], "index_url": simple.as_uri(), "envs_dir": str(tmp_path / "envs"),
-            "prefix_root": str(tmp_path / "prefixes")}
-    c = Context(config=Config(overrides={"gpuready": conf}))
+    conf = Settings(index_url=simple.as_uri(), envs_dir=str(tmp_path / "envs"),
+                    prefix_root=str(tmp_path / "prefixes"))
     fake = FakeCertify()
-    monkeypatch.setattr(S, "certify_module", lambda: fake)
-    return SimpleNamespace(c=c, conf=conf, tmp=tmp_path, certify=fake, simple=simple)
+    monkeypatch.setattr(service, "certify", fake.certify)
+    monkeypatch.setattr(service, "verify", fake.verify)
+    return SimpleNamespace(conf=conf, tmp=tmp_path, certify=fake, simple=simple)
 
 
 def _run(world, flags=CPU_FLAGS, **options):
-    return S.run(world.c, plan_flags=flags, **{"allow_cpu": True, "yes": True, **options})
+    plan = plan_for_flags(world.conf, **flags)
+    return S.run(world.conf, plan, **{"allow_cpu": True, "yes": True, **options})
 
 
 def _forbid_install(monkeypatch):
     def fail(*_args, **_kwargs):
         raise AssertionError("no install expected")
 
-    monkeypatch.setattr(I, "install", fail)
-    monkeypatch.setattr(I, "run_tool", fail)
+    monkeypatch.setattr(install_mod, "install", fail)
+    monkeypatch.setattr(install_mod, "run_tool", fail)
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -84,10 +88,10 @@ def test_first_run_does_everything_second_does_nothing_fast(world, monkeypatch):
     assert not first.noop and first.installed is not None and first.exit_code == 0
     assert first.lock_note.startswith("locked into envs/tf2.21-cpu-py3.11-pip")
     assert first.certificate == "cpu-only" and len(world.certify.calls) == 1
-    state = S.read_state(first.prefix)
-    assert state["lock_sha256"] == first.lock_sha256 and state["certificate"] == "cpu-only"
-    assert state["plan_hash"] == S.plan_hash(first.plan)
-    assert read_install_record(first.prefix)["lock_sha256"] == first.lock_sha256
+    state = read_state(first.prefix)
+    assert state.lock_sha256 == first.lock_sha256 and state.certificate == "cpu-only"
+    assert state.plan_hash == S.plan_hash(first.plan)
+    assert read_install_record(first.prefix).lock_sha256 == first.lock_sha256
 
     _forbid_install(monkeypatch)
     started = time.perf_counter()
@@ -100,8 +104,8 @@ def test_first_run_does_everything_second_does_nothing_fast(world, monkeypatch):
 
 
 def test_committed_lock_is_reused(world):
-    plan = plan_for_flags(world.c, **CPU_FLAGS)
-    folder = envs.lock_plan(Path(world.conf["envs_dir"]), plan, world.simple, world.tmp / "work")
+    plan = plan_for_flags(world.conf, **CPU_FLAGS)
+    folder = envs.lock_plan(Path(world.conf.envs_dir), plan, world.simple, world.tmp / "work")
     before = folder.lock_file.read_bytes()
     outcome = _run(world)
     assert outcome.lock_note == f"reused envs/{plan.env}/requirements.txt (current)"
@@ -118,8 +122,8 @@ def test_force_redoes_install_and_certification(world):
 
 def test_driver_change_recertifies_without_reinstalling(world, monkeypatch):
     first = _run(world)
-    state = S.read_state(first.prefix)
-    S.write_state(first.prefix, {**{k: v for k, v in state.items() if k != "schema"}, "driver": "535.104.05"})
+    state = read_state(first.prefix)
+    write_state(first.prefix, state.model_copy(update={"driver": "535.104.05"}))
     _forbid_install(monkeypatch)
     again = _run(world)
     assert not again.noop and again.installed is None
@@ -141,20 +145,12 @@ def test_failed_certification_exits_1_and_is_retried(world):
     assert not again.noop and again.installed is None and again.exit_code == 0
 
 
-def test_certification_missing_is_said(world, monkeypatch):
-    monkeypatch.setattr(S, "certify_module", lambda: None)
-    outcome = _run(world)
-    assert outcome.certificate == S.MISSING and outcome.exit_code == 0
-    assert "certification is missing" in outcome.certificate_note
-    assert _run(world).noop  # nothing changed, and still nothing to certify with
-
-
 def test_what_if_gpu_plan_is_installed_but_not_certified(world):
     outcome = _run(world, GPU_FLAGS)
     assert outcome.plan.device == "gpu" and outcome.plan.env == f"tf2.21-cuda12.5-py{PY}-pip"
-    assert outcome.certificate == S.SKIPPED and world.certify.calls == []
+    assert outcome.certificate == S.NOT_CERTIFIED and world.certify.calls == []
     assert "what-if host (driver, gpus overridden)" in outcome.certificate_note
-    assert read_install_record(outcome.prefix)["packages"]["nvidia-cudnn-cu12"] == "9.3.0.75"
+    assert read_install_record(outcome.prefix).packages["nvidia-cudnn-cu12"] == "9.3.0.75"
     assert _run(world, GPU_FLAGS).noop
 
 
@@ -163,8 +159,8 @@ def test_replacing_an_environment_asks_first(world):
     before = envs.snapshot(first.prefix)
     # the same plan, locked again against an index where absl-py has a newer release
     newer = envs.index(world.tmp / "index2", default_dists() + [Dist("absl-py", "2.4.0", ("py3-none-any",))])
-    envs.lock_plan(Path(world.conf["envs_dir"]), first.plan, newer, world.tmp / "work2")
-    world.c.config.gpuready.index_url = newer.as_uri()
+    envs.lock_plan(Path(world.conf.envs_dir), first.plan, newer, world.tmp / "work2")
+    world.conf = world.conf.model_copy(update={"index_url": newer.as_uri()})
 
     with pytest.raises(UsageError, match="pass --yes to replace it"):
         _run(world, yes=False, interactive=False)
@@ -176,7 +172,7 @@ def test_replacing_an_environment_asks_first(world):
 
     replaced = _run(world, yes=False, interactive=True, confirm=lambda q: True)
     assert replaced.installed.replaced
-    assert read_install_record(first.prefix)["packages"]["absl-py"] == "2.4.0"
+    assert read_install_record(first.prefix).packages["absl-py"] == "2.4.0"
 
 
 def test_bad_level_is_a_usage_error(world):
@@ -193,13 +189,13 @@ def test_summary_shows_what_where_status_timings_and_activation(world):
     from rich.console import Console
 
     console = Console(record=True, width=200)
-    S.show(_run(world), console)
+    show_setup(_run(world), console)
     text = console.export_text()
     for part in ("tf2.21-cpu-py3.11-pip" if PY == "3.11" else "tf2.21-cpu", "prefix", "certified on the CPU only",
                  "detect+plan", "gpuready itself", "Activate it with:  source "):
         assert part in text
     console = Console(record=True, width=200)
-    S.show(_run(world), console)
+    show_setup(_run(world), console)
     assert "Nothing to do:" in console.export_text()
 
 
@@ -208,9 +204,9 @@ def test_summary_shows_what_where_status_timings_and_activation(world):
 
 def _cli(world, *args, timeout=300):
     env = {**os.environ,
-           "INVOKE_GPUREADY_ENVS_DIR": world.conf["envs_dir"],
-           "INVOKE_GPUREADY_PREFIX_ROOT": world.conf["prefix_root"],
-           "INVOKE_GPUREADY_INDEX_URL": world.conf["index_url"]}
+           "INVOKE_GPUREADY_ENVS_DIR": world.conf.envs_dir,
+           "INVOKE_GPUREADY_PREFIX_ROOT": world.conf.prefix_root,
+           "INVOKE_GPUREADY_INDEX_URL": world.conf.index_url}
     invoke = Path(sys.executable).with_name("invoke")
     started = time.perf_counter()
     out = subprocess.run([str(invoke), "setup", *args], cwd=ROOT, capture_output=True, text=True,

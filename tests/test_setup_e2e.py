@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuready import activation
-from gpuready.prefix import read_install_record
+from gpuready.env import activation
+from gpuready.env.layout import read_install_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network]
 
@@ -51,9 +51,9 @@ def test_cpu_setup_then_the_no_op_path(where):
     assert "certified on the CPU only" in first.stdout
     prefix = Path(where["INVOKE_GPUREADY_PREFIX_ROOT"]) / f"tf2.21-cpu-py{PY}-pip"
     record = read_install_record(prefix)
-    assert record["packages"]["tensorflow-cpu"] == "2.21.0"
+    assert record.packages["tensorflow-cpu"] == "2.21.0"
     certificate = json.loads((prefix / "gpuready" / "certificate.json").read_text())
-    assert certificate["status"] == "cpu-only" and certificate["lock_sha256"] == record["lock_sha256"]
+    assert certificate["status"] == "cpu-only" and certificate["lock_sha256"] == record.lock_sha256
 
     second = setup(where, "--allow-cpu", "--yes")
     assert second.returncode == 0, second.stdout + second.stderr
@@ -68,7 +68,7 @@ def test_gpu_what_if_setup_installs_tensorflow_and_cuda_from_its_lock(where):
     assert "not certified here (what-if plan)" in out.stdout
     prefix = Path(where["INVOKE_GPUREADY_PREFIX_ROOT"]) / f"tf2.21-cuda12.5-py{PY}-pip"
     record = read_install_record(prefix)
-    packages = record["packages"]
+    packages = record.packages
     assert packages["tensorflow"] == "2.21.0" and packages["nvidia-cudnn-cu12"] == "9.3.0.75"
     lock = Path(where["INVOKE_GPUREADY_ENVS_DIR"]) / prefix.name / "requirements.txt"
     assert (prefix / "gpuready" / "requirements.txt").read_bytes() == lock.read_bytes()

@@ -15,17 +15,17 @@ the packages named are Debian / Ubuntu ones.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import dataclass
 from importlib import resources
 from urllib.parse import urlsplit
 
+import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
-from . import constraints as flags
 from .errors import UsageError
+from .model import flags
 
 SCRIPT_PATH = "/usr/local/sbin/gpuready-bootstrap"
 STATE_DIR = "/var/lib/gpuready"
@@ -34,7 +34,6 @@ LOG = "/var/log/gpuready-bootstrap.log"
 VENV = "/opt/gpuready/tool"
 PREFIX = "/opt/gpuready/env"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "ca-certificates")
-LEVELS = ("0", "1", "2", "3")
 
 
 @dataclass(frozen=True)
@@ -104,9 +103,7 @@ def setup_flags(*, driver: str | None = None, gpu: str | None = None, python: st
         flags.parse_tf_spec(tf)
         out += ["--tf", tf.strip()]
     if level is not None:
-        if str(level) not in LEVELS:
-            raise UsageError(f"--level: {level!r} is not one of {', '.join(LEVELS)}")
-        out += ["--level", str(level)]
+        out += ["--level", str(flags.parse_level(level))]
     if allow_cpu:
         out.append("--allow-cpu")
     return out
@@ -131,13 +128,15 @@ def bootstrap_command(source: Source, setup_args: list[str], *, index_url: str |
     return shlex.join(argv)
 
 
-def _yaml_str(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+class _Dumper(yaml.SafeDumper):
+    """YAML with multi-line strings (the bootstrap script) as literal blocks."""
 
 
-def _block(text: str, indent: int) -> str:
-    pad = " " * indent
-    return "\n".join(pad + line if line else "" for line in text.rstrip("\n").split("\n")) + "\n"
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def user_data(source: Source, setup_args: list[str], *, index_url: str | None = None,
@@ -149,22 +148,19 @@ def user_data(source: Source, setup_args: list[str], *, index_url: str | None = 
     command = bootstrap_command(source, setup_args, index_url=index_url, **paths)
     where = source.repo + (f" ({source.ref})" if source.ref else "") if source.repo else source.package
     state = paths.get("state_dir", STATE_DIR)
-    lines = [
+    header = "\n".join([
         "#cloud-config",
         "# gpuready: a certified TensorFlow GPU environment at first boot.",
         f"# gpuready from: {where}",
         f"# Result: {state}/SUCCESS or {state}/FAILED, {state}/result.json,",
         f"#         the certificate at {paths.get('certificate', CERTIFICATE)}; log {paths.get('log', LOG)}",
         "#         (and cloud-init's own log: `cloud-init status --long`).",
-        "package_update: true",
-        "packages:",
-        *[f"  - {_yaml_str(p)}" for p in PACKAGES],
-        "write_files:",
-        f"  - path: {_yaml_str(paths.get('script', SCRIPT_PATH))}",
-        "    owner: \"root:root\"",
-        "    permissions: \"0755\"",
-        "    content: |",
-    ]
-    text = "\n".join(lines) + "\n" + _block(script, 6)
-    text += "runcmd:\n" + f"  - {_yaml_str(command)}\n"
-    return text
+    ]) + "\n"
+    document = {
+        "package_update": True,
+        "packages": list(PACKAGES),
+        "write_files": [{"path": paths.get("script", SCRIPT_PATH), "owner": "root:root",
+                         "permissions": "0755", "content": script}],
+        "runcmd": [command],
+    }
+    return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=False)

@@ -4,10 +4,15 @@ cannot be made to do here. Tests only: nothing here is part of the product."""
 
 from __future__ import annotations
 
-import json
+import hashlib
 import sysconfig
 import venv
 from pathlib import Path
+
+from gpuready.env import layout
+from gpuready.model.inputs import Inputs, inputs_from_plan
+from gpuready.model.plan import Plan
+from gpuready.model.records import InstallRecord
 
 HERE = Path(__file__).resolve().parent
 MISBEHAVE = HERE / "misbehave.py"
@@ -43,21 +48,22 @@ def add_fake_tensorflow(prefix: Path, build_info: str) -> Path:
     return root
 
 
-def write_install_record(prefix: Path, *, packages: dict[str, str], plan: dict | None = None,
-                         lock_text: str = "tensorflow-cpu==2.21.0\n", env: str = "tf2.21-cpu-py3.11-pip",
-                         full_plan: dict | None = None) -> Path:
-    """The record `invoke install` leaves in <prefix>/gpuready/ (install.json and the lock copy)."""
-    import hashlib
+def cpu_inputs(env: str = "tf2.21-cpu-py3.11-pip") -> Inputs:
+    return Inputs(env=env, device="cpu", tensorflow="2.21.0", distribution="tensorflow-cpu", source="pypi",
+                  python="3.11", platform="linux-64", flavor="pip", and_cuda="none",
+                  requirements=("tensorflow-cpu==2.21.0",))
 
+
+def write_install_record(prefix: Path, *, packages: dict[str, str], plan: Plan | None = None,
+                         lock_text: str = "tensorflow-cpu==2.21.0\n", env: str = "tf2.21-cpu-py3.11-pip") -> Path:
+    """The record `invoke install` leaves in <prefix>/gpuready/ (install.json and the lock copy), for
+    an environment these tests made by hand. Without a plan it records only the lock's inputs."""
     meta = prefix / "gpuready"
     meta.mkdir(parents=True, exist_ok=True)
     (meta / "requirements.txt").write_text(lock_text, encoding="utf-8")
-    record = {"env": env, "flavor": "pip", "prefix": str(prefix),
-              "plan": plan or {"env": env, "device": "cpu", "tensorflow": "2.21.0"},
-              "lock_file": "requirements.txt",
-              "lock_sha256": hashlib.sha256(lock_text.encode()).hexdigest(), "packages": packages}
-    if full_plan is not None:
-        record["full_plan"] = full_plan
-    path = meta / "install.json"
-    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    return path
+    inputs = inputs_from_plan(plan) if plan is not None else cpu_inputs(env)
+    record = InstallRecord(env=inputs.env, flavor="pip", prefix=str(prefix), inputs=inputs, plan=plan,
+                           lock_file="requirements.txt", lock_sha256=hashlib.sha256(lock_text.encode()).hexdigest(),
+                           packages=packages, installer="tests (by hand)", installed_at="2026-01-01T00:00:00+00:00",
+                           gpuready="tests")
+    return layout.write_install_record(prefix, record)

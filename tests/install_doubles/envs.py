@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from gpuready.config import Settings
+
 import os
 import sys
 from pathlib import Path
 
-from gpuready import lock_pip
-from gpuready.envfolder import EnvFolder, Inputs, inputs_from_plan
+from gpuready.lock import uv as uv_lock
+from gpuready.lock.folder import EnvFolder
+from gpuready.model.inputs import Inputs, inputs_from_plan
 from tests.lock_doubles.wheels import Dist, build_index
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +43,7 @@ def cpu_inputs(env: str = "tf2.21-cpu-py3.11-pip", requirements: tuple[str, ...]
 def lock(envs_dir: Path, inputs: Inputs, simple: Path, work: Path) -> EnvFolder:
     """Lock `inputs` with the real uv against the local index into envs_dir/<env>."""
     work.mkdir(parents=True, exist_ok=True)
-    files = lock_pip.lock(inputs, work, {"index_url": simple.as_uri(), "index_timeout": 30})
+    files = uv_lock.lock(inputs, work, Settings(index_url=simple.as_uri(), index_timeout=30))
     folder = EnvFolder(envs_dir / inputs.env)
     folder.write(inputs, files)
     return folder

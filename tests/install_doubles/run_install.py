@@ -5,16 +5,16 @@ tests can kill it, or run two at once."""
 
 from __future__ import annotations
 
-import json
 import sys
 
-from gpuready.envfolder import EnvFolder
+from gpuready.config import Settings
+from gpuready.lock.folder import EnvFolder
 from gpuready.errors import GpureadyError
-from gpuready.install import install
+from gpuready.env.install import install
 
 
 def main() -> int:
-    folder, prefix, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    folder, prefix, settings = sys.argv[1], sys.argv[2], Settings.model_validate_json(sys.argv[3])
     try:
         result = install(EnvFolder(folder), prefix, settings=settings)
     except GpureadyError as error:

@@ -11,9 +11,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from gpuready.constraints import apply_overrides, constraints_from_flags
-from gpuready.facts import HostFacts
-from gpuready.plan import Plan, make_plan
+from gpuready.model.flags import apply_overrides, constraints_from_flags
+from gpuready.model.facts import HostFacts
+from gpuready.model.plan import Plan
+from gpuready.model.planner import make_plan
 
 from .channel import build_channel
 from .conda import channel_env, install_double

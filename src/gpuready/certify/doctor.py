@@ -1,0 +1,82 @@
+"""`doctor`: the cause of a broken environment, of a pasted TensorFlow log, or of this host.
+
+No training: an environment gets level 0 and the level-1 smoke check, the CUDA library probe and
+the diagnosis; a log file is matched against the failure signatures alone (it may come from any
+machine, so no host context applies).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..env.inventory import installed_packages
+from ..env.layout import read_install_record
+from ..errors import UsageError
+from ..model.certificate import FAIL, PROBLEM, Check, Finding
+from ..model.facts import HostFacts
+from ..model.signatures import diagnose, merge
+from .diagnosis import diagnose_run, library_findings, probe_libraries
+from .level0 import level0
+from .runner import DEFAULT_LEVEL_TIMEOUT, child_environment, environment_python, expectations, run_check
+
+
+@dataclass
+class Diagnosis:
+    sources: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    libraries: dict[str, Any] | None = None
+
+    @property
+    def problem(self) -> bool:
+        return any(f.severity == PROBLEM for f in self.findings) or any(c.status == FAIL for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sources": self.sources, "problem": self.problem,
+                "checks": [c.model_dump(mode="json") for c in self.checks],
+                "diagnosis": [f.model_dump(mode="json") for f in self.findings], "libraries": self.libraries}
+
+
+def read_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"cannot read the log file {path}: {exc.strerror or exc}") from None
+
+
+def diagnose_log(path: Path, into: Diagnosis) -> None:
+    into.findings += diagnose(read_log(path))
+    into.sources.append(f"log {path}")
+
+
+def diagnose_host(host: HostFacts, into: Diagnosis) -> None:
+    into.sources.append("this host")
+    into.findings += diagnose("\n".join(p.detail for p in host.probes), host_has_gpu=bool(host.gpus))
+
+
+def diagnose_environment(target: Path, host: HostFacts, into: Diagnosis) -> None:
+    """Level 0 and the level-1 smoke check (no training), the library probe, the diagnosis."""
+    python = environment_python(target)
+    into.sources.append(f"environment {target}")
+    record = read_install_record(target)
+    installed = installed_packages(target, record.flavor if record else None)
+    env = child_environment(target)
+    checks = level0(target, python, record, host, installed, env)
+    with tempfile.TemporaryDirectory(prefix="gpuready-doctor-") as tmp:
+        log = Path(tmp) / "doctor.log"
+        run = run_check(python, 1, expect=expectations(record.inputs if record else None, host), log=log,
+                        limits={1: DEFAULT_LEVEL_TIMEOUT}, env=env)
+        checks += run.checks
+        probe = probe_libraries(python, env=env)
+        findings = diagnose_run(run, log=log, host=host, python=python, prefix=target, probe=probe)
+    into.checks += checks
+    into.libraries = probe
+    into.findings += merge(findings, library_findings(probe, host_has_gpu=bool(host.gpus)))
+
+
+def finish(diagnosis: Diagnosis) -> Diagnosis:
+    diagnosis.findings = merge(diagnosis.findings)
+    return diagnosis

@@ -1,0 +1,185 @@
+"""Certify an environment (write its certificate) and verify an existing certificate.
+
+Level 0 runs here, without TensorFlow (`level0`); levels 1-3 run the bundled check in the
+environment's own Python (`runner`). The diagnosis matches what was captured against the known
+failure signatures (`diagnosis`). `verify` says, cheaply (no TensorFlow import), whether an
+existing certificate still holds.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..env.inventory import installed_packages
+from ..env.layout import (CERTIFY_LOG, certificate_path, meta_dir, python_of, read_certificate,
+                          read_install_record, write_certificate)
+from ..errors import UsageError
+from ..files import sha256_file
+from ..model.certificate import FAILED, Certificate, Throughput, decide_status
+from ..model.facts import HostFacts
+from ..model.flags import DEFAULT_LEVEL, LEVELS
+from ..model.records import RecordError
+from .diagnosis import diagnose_run
+from .level0 import level0
+from .runner import DEFAULT_LEVEL_TIMEOUT, EventHandler, child_environment, environment_python, expectations, run_check
+
+
+def _log_path(prefix: Path) -> Path:
+    """<prefix>/gpuready/certify.log, or a temporary file when the prefix is read-only."""
+    try:
+        path = meta_dir(prefix) / CERTIFY_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        return path
+    except OSError:
+        handle, name = tempfile.mkstemp(prefix="gpuready-certify-", suffix=".log")
+        os.close(handle)
+        return Path(name)
+
+
+def default_host() -> HostFacts:
+    from ..detect import detect_host  # probes the driver: only when no facts were given
+    from ..model.matrix import load
+
+    return detect_host(load(None))
+
+
+def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False,
+            timeout: float | None = None, host: HostFacts | None = None,
+            on_event: EventHandler | None = None, script: Path | None = None,
+            extra_args: tuple[str, ...] = (), write: bool = True) -> Certificate:
+    """Certify the environment at `prefix` up to `level`; write and return the certificate.
+
+    timeout: the time limit of each level in seconds (default DEFAULT_LEVEL_TIMEOUT).
+    allow_cpu: recorded in the certificate; a cpu-only certificate then exits 0.
+    on_event(kind, data): progress ("level", n), ("start", check name), ("check", Check).
+    script / extra_args: another check script and arguments (tests, fault injection).
+    Raises UsageError for a bad level, a missing prefix or one without a Python."""
+    if level not in LEVELS:
+        raise UsageError(f"--level must be one of {', '.join(map(str, LEVELS))}, not {level}")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"the time limit must be a positive number of seconds, not {timeout}")
+    prefix = Path(prefix).expanduser().absolute()
+    python = environment_python(prefix)
+    host = host if host is not None else default_host()
+    started = time.monotonic()
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record = read_install_record(prefix)
+    env = child_environment(prefix)
+
+    installed = installed_packages(prefix, record.flavor if record else None)
+    checks = level0(prefix, python, record, host, installed, env)
+    if on_event is not None:
+        on_event("level", 0)
+        for check in checks:
+            on_event("check", check)
+
+    log = run = None
+    if level >= 1:
+        log = _log_path(prefix)
+        limit = float(timeout) if timeout is not None else DEFAULT_LEVEL_TIMEOUT
+        run = run_check(python, level, expect=expectations(record.inputs if record else None, host), log=log,
+                        limits={n: limit for n in LEVELS}, script=script, on_event=on_event,
+                        extra_args=extra_args, env=env)
+        checks += run.checks
+    result = run.result if run and run.result else {}
+    gpus = list(result.get("gpus") or [])
+    if level == 0:
+        gpus_used = len(host.gpus) if record is None or record.inputs.device == "gpu" else 0
+    else:
+        gpus_used = len(gpus)
+    findings = diagnose_run(run, log=log, host=host, python=python, prefix=prefix)
+    cert = Certificate(
+        status=decide_status(checks, gpus_used), level=level, prefix=str(prefix), checks=tuple(checks),
+        python=str(python), env=record.env if record else None, host=host,
+        plan=record.plan if record else None, inputs=record.inputs if record else None,
+        lock_sha256=record.lock_sha256 if record else None, packages=installed,
+        tensorflow=dict(result.get("tensorflow") or {}), gpus=tuple(gpus),
+        throughput=Throughput.from_dict(result.get("throughput")), diagnosis=tuple(findings),
+        log=str(log) if log else None, created=created,
+        seconds=round(time.monotonic() - started, 3), gpuready_version=__version__,
+        allow_cpu=allow_cpu,
+    )
+    if write:
+        write_certificate(prefix, cert)
+    return cert
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+@dataclass
+class Verification:
+    ok: bool
+    reasons: list[str]
+    certificate: Certificate | None = None
+    path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reasons": list(self.reasons),
+                "certificate": str(self.path) if self.path else None,
+                "status": self.certificate.status if self.certificate else None,
+                "level": self.certificate.level if self.certificate else None}
+
+
+def _gpu_keys(host: HostFacts | None) -> list[tuple[Any, ...]]:
+    return [(g.name, g.compute_capability, g.uuid) for g in (host.gpus if host else ())]
+
+
+def verify(prefix: Path, host: HostFacts) -> Verification:
+    """Does the certificate in `prefix` still hold on this host? Same driver, same GPUs, same
+    lock, same installed packages; and it did not record a failure. No TensorFlow import."""
+    prefix = Path(prefix).expanduser().absolute()
+    path = certificate_path(prefix)
+    if not path.is_file():
+        return Verification(False, [f"no certificate at {path}"], None, path)
+    try:
+        cert = read_certificate(prefix)
+    except RecordError as error:
+        return Verification(False, [f"the certificate is unreadable: {error.message}"], None, path)
+    assert cert is not None
+    reasons = []
+    if cert.status == FAILED:
+        reasons.append("the certificate records a failed certification")
+    old_driver = cert.host.driver.version if cert.host else None
+    if old_driver != host.driver.version:
+        reasons.append(f"the driver changed: {old_driver or 'none'} -> {host.driver.version or 'none'}")
+    old_gpus, new_gpus = _gpu_keys(cert.host), _gpu_keys(host)
+    if old_gpus != new_gpus:
+        def describe(keys: list[tuple[Any, ...]]) -> str:
+            return ", ".join(f"{n} ({cc})" for n, cc, _ in keys) or "none"
+        reasons.append(f"the GPUs changed: {describe(old_gpus)} -> {describe(new_gpus)}")
+    try:
+        record = read_install_record(prefix)
+    except RecordError as error:
+        record = None
+        reasons.append(error.message)
+    recorded = record.lock_sha256 if record else None
+    if recorded != cert.lock_sha256:
+        reasons.append(f"the lock changed: certified {cert.lock_sha256 or 'none'}, installed {recorded or 'none'}")
+    elif record is not None:
+        lock = meta_dir(prefix) / record.lock_file
+        if not lock.is_file() or sha256_file(lock) != recorded:
+            reasons.append(f"the lock copy {lock} is missing or was modified")
+    if python_of(prefix) is None:
+        reasons.append(f"no Python interpreter in {prefix}")
+    installed = installed_packages(prefix, record.flavor if record else None)
+    if installed != cert.packages:
+        reasons.append("the installed packages changed: " + _package_changes(cert.packages, installed))
+    return Verification(not reasons, reasons, cert, path)
+
+
+def _package_changes(old: dict[str, str], new: dict[str, str]) -> str:
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if before != after:
+            changes.append(f"{name} {before or '(absent)'} -> {after or '(removed)'}")
+    return ", ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")

@@ -1,0 +1,55 @@
+"""`invoke setup`: detect, plan, lock, install, certify; a re-run with nothing changed does nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from ..model.flags import parse_level
+from ..model.plan import NoPlan
+from ._common import PLAN_HELP, cli_errors, plan_for_flags, settings
+from .render import RichSteps, show_no_plan, show_setup
+
+SETUP_HELP = {
+    **PLAN_HELP,
+    "prefix": "where to install (default: <user data dir>/gpuready/envs/<env>, or gpuready.prefix_root)",
+    "level": "certification level 0-3 (default 2: train the Conv2D model)",
+    "allow-cpu": "accept an environment certified on the CPU only (exit 0 instead of 3)",
+    "force": "redo everything (install and certify) even when nothing changed; a current lock is "
+             "kept (it is the input: `invoke lock` remakes it)",
+    "yes": "never ask (cloud-init, CI); without it, setup asks before replacing an environment",
+}
+
+
+def _confirm(question: str) -> bool:
+    from rich.prompt import Confirm
+
+    return Confirm.ask(question, default=False)
+
+
+@task(help=SETUP_HELP)
+@cli_errors
+def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavor=None, tf=None,
+          prefix=None, level=2, allow_cpu=False, force=False, yes=False):
+    """Detect, plan, lock, install and certify: a working, proven TensorFlow environment."""
+    from ..pipeline import run
+
+    conf = settings(c)
+    chosen_level = parse_level(level)
+    steps = RichSteps()
+    started = time.perf_counter()
+    try:
+        chosen = plan_for_flags(conf, driver=driver, gpu=gpu, python=python, platform=platform,
+                                wsl=wsl, flavor=flavor, tf=tf)
+    except NoPlan as error:
+        show_no_plan(error)
+        raise Exit(code=error.exit_code) from None
+    outcome = run(conf, chosen, prefix=prefix, level=chosen_level, allow_cpu=allow_cpu, force=force,
+                  yes=yes, steps=steps, confirm=_confirm, interactive=sys.stdin.isatty(),
+                  certify_timeout=conf.certify_timeout, plan_seconds=time.perf_counter() - started)
+    show_setup(outcome, steps.console)
+    if outcome.exit_code:
+        raise Exit(code=outcome.exit_code)

@@ -1,0 +1,153 @@
+"""Plan flags: parse them and apply them to host facts.
+
+Each override replaces one detected fact ("what if this host had driver
+535.104.05 and an A100?"), so a plan can be made for a machine we are not on.
+Bad values raise `UsageError` with one clear line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from ..errors import UsageError
+from .facts import COMPUTE_CAPABILITY, DRIVER_VERSION, PLATFORMS, PYTHON_VERSION, Driver, Gpu, HostFacts
+from .matrix import Matrix
+
+FLAVORS = ("pip", "conda")
+LEVELS = (0, 1, 2, 3)  # certification levels (PRODUCT.md)
+DEFAULT_LEVEL = 2
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What the user asks of the plan beyond the host facts."""
+
+    tf: SpecifierSet | None = None
+    flavor: str = "pip"
+    python_pinned: bool = False  # --python given: the conda flavor may not pick another
+
+
+def parse_tf_spec(text: str) -> SpecifierSet:
+    """A PEP 440 specifier; a bare version means that release series ("2.15" -> ==2.15.*)."""
+    text = text.strip()
+    try:
+        if text and text[0].isdigit():
+            version = Version(text)
+            if len(version.release) <= 2:
+                return SpecifierSet(f"=={text}.*")
+            return SpecifierSet(f"=={text}")
+        if not text:
+            raise InvalidSpecifier(text)
+        return SpecifierSet(text)
+    except (InvalidSpecifier, InvalidVersion):
+        raise UsageError(
+            f"--tf: {text!r} is not a version or PEP 440 specifier (e.g. 2.15 or '>=2.16,<2.19')"
+        ) from None
+
+
+def parse_driver(text: str) -> str | None:
+    if text.strip().lower() == "none":
+        return None
+    if not DRIVER_VERSION.fullmatch(text.strip()):
+        raise UsageError(f"--driver: {text!r} is not a driver version (e.g. 535.104.05) or 'none'")
+    return text.strip()
+
+
+def parse_gpus(text: str) -> tuple[str, ...]:
+    values = tuple(part.strip() for part in text.split(","))
+    for value in values:
+        if not COMPUTE_CAPABILITY.fullmatch(value):
+            raise UsageError(
+                f"--gpu: {value!r} is not a compute capability X.Y (e.g. --gpu 8.0 or --gpu 8.0,7.5)"
+            )
+    return values
+
+
+def parse_python(text: str) -> str:
+    if not PYTHON_VERSION.fullmatch(text.strip()):
+        raise UsageError(f"--python: {text!r} is not a Python version X.Y (e.g. 3.11)")
+    return text.strip()
+
+
+def parse_level(value: object) -> int:
+    """A certification level 0-3 from a flag or a setting (text or number)."""
+    text = str(value).strip()
+    if text not in {str(level) for level in LEVELS}:
+        raise UsageError(f"--level must be 0, 1, 2 or 3, not {value!r}")
+    return int(text)
+
+
+def parse_platform(text: str) -> str:
+    if text not in PLATFORMS:
+        raise UsageError(f"--platform: {text!r} is not one of {', '.join(PLATFORMS)}")
+    return text
+
+
+def parse_flavor(text: str) -> str:
+    if text not in FLAVORS:
+        raise UsageError(f"--flavor: {text!r} is not one of {', '.join(FLAVORS)}")
+    return text
+
+
+def check_overrides(*, driver: str | None = None, gpu: str | None = None, python: str | None = None,
+                    platform: str | None = None) -> None:
+    """Validate the what-if flags before anything is probed (UsageError on the first bad one)."""
+    if driver is not None:
+        parse_driver(driver)
+    if gpu is not None:
+        parse_gpus(gpu)
+    if python is not None:
+        parse_python(python)
+    if platform is not None:
+        parse_platform(platform)
+
+
+def apply_overrides(
+    host: HostFacts,
+    matrix: Matrix,
+    *,
+    driver: str | None = None,
+    gpu: str | None = None,
+    python: str | None = None,
+    platform: str | None = None,
+    wsl: bool = False,
+) -> HostFacts:
+    """Replace the facts the flags name; leave the others as detected."""
+    changed: list[str] = list(host.overridden)
+    facts = host
+    if platform is not None:
+        facts = facts.with_(platform=parse_platform(platform))
+        changed.append("platform")
+    if wsl:
+        if facts.platform != "linux-64":
+            raise UsageError(f"--wsl: WSL2 is linux-64, not {facts.platform}")
+        facts = facts.with_(wsl=True)
+        changed.append("wsl")
+    if python is not None:
+        facts = facts.with_(python=parse_python(python))
+        changed.append("python")
+    if driver is not None:
+        version = parse_driver(driver)
+        windows = facts.wsl or facts.platform == "win-64"
+        cuda = matrix.newest_cuda_for_driver(version, windows) if version else None
+        facts = facts.with_(driver=Driver(version, cuda, "override" if version else None))
+        changed.append("driver")
+    if gpu is not None:
+        gpus = tuple(
+            Gpu(index=i, name="what-if GPU (--gpu)", compute_capability=cc)
+            for i, cc in enumerate(parse_gpus(gpu))
+        )
+        facts = facts.with_(gpus=gpus)
+        changed.append("gpus")
+    return facts.with_(overridden=tuple(dict.fromkeys(changed)))
+
+
+def constraints_from_flags(tf: str | None, flavor: str | None, python: str | None) -> Constraints:
+    return Constraints(
+        tf=parse_tf_spec(tf) if tf else None,
+        flavor=parse_flavor(flavor) if flavor else "pip",
+        python_pinned=python is not None,
+    )
