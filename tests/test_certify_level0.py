@@ -28,7 +28,7 @@ NO_GPU_HOST = HostFacts(platform="linux-64", python="3.11", glibc="2.36")
 GPU_HOST = NO_GPU_HOST.with_(driver=Driver("550.54.14", "12.4", "nvml"),
                              gpus=(Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0", 81920, "GPU-aaaa"),))
 MATRIX = load(MATRIX_DIR)
-GPU_PLAN = make_plan(GPU_HOST, MATRIX)  # 2.21.0, CUDA 12.5.1 (build), cuDNN 9.3
+GPU_PLAN = make_plan(GPU_HOST, MATRIX)  # 2.21.0, CUDA 12.5.1 (build), cuDNN 9.24 (known issue)
 CPU_PLAN = make_plan(NO_GPU_HOST, MATRIX)
 
 
@@ -135,7 +135,7 @@ def test_gpus_meet_the_plan() -> None:
 
 def test_expectations_given_to_the_check() -> None:
     assert runner.expectations(inputs_from_plan(GPU_PLAN), GPU_HOST) == {
-        "device": "gpu", "tensorflow": "2.21.0", "cuda": "12.5.1", "cudnn": "9.3", "gpus": 1}
+        "device": "gpu", "tensorflow": "2.21.0", "cuda": "12.5.1", "cudnn": "9.24", "gpus": 1}
     assert runner.expectations(inputs_from_plan(CPU_PLAN), GPU_HOST) == {
         "device": "cpu", "tensorflow": "2.21.0", "gpus": 0, "no_gpu_reason": "the plan is for the CPU"}
     assert runner.expectations(None, NO_GPU_HOST) == {"gpus": 0, "no_gpu_reason": "no GPU"}

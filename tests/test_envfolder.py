@@ -57,7 +57,7 @@ def test_inputs_from_plan_hold_what_the_lock_needs(matrix, gpu_inputs):
     plan = plan_for(matrix, python="3.11", **GPU)
     assert gpu_inputs.env == plan.env == "tf2.21-cuda12.5-py3.11-pip"
     assert (gpu_inputs.tensorflow, gpu_inputs.python, gpu_inputs.platform) == ("2.21.0", "3.11", "linux-64")
-    assert (gpu_inputs.device, gpu_inputs.cuda, gpu_inputs.cudnn, gpu_inputs.flavor) == ("gpu", "12.5", "9.3", "pip")
+    assert (gpu_inputs.device, gpu_inputs.cuda, gpu_inputs.cudnn, gpu_inputs.flavor) == ("gpu", "12.5", "9.24", "pip")  # 9.24: the autotuner known issue
     assert gpu_inputs.requirements == plan.requirements
     assert gpu_inputs.virtual_packages["__cuda"] == "12.5"
     assert gpu_inputs.virtual_packages["__glibc"] == "2.27"

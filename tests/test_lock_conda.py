@@ -92,7 +92,7 @@ def test_pypi_tensorflow_in_the_pip_section_with_the_pip_flavor_pins(tmp_path, m
     assert pip["tensorflow"]["version"] == "2.21.0"
     assert pip["tensorflow"]["url"].endswith("tensorflow-2.21.0-cp311-cp311-manylinux_2_27_x86_64.whl"), \
         "the manylinux_2_27 wheel is chosen (conda-lock alone knows only 2_17/2_18/2_24/2_28)"
-    assert pip["nvidia-cudnn-cu12"]["version"] == "9.3.0.75" and pip["nvidia-nccl-cu12"]["version"] == "2.27.7"
+    assert pip["nvidia-cudnn-cu12"]["version"] == "9.24.0.43" and pip["nvidia-nccl-cu12"]["version"] == "2.27.7"
     assert all(len(p["hash"]["sha256"]) == 64 for p in pip.values())
     env_yml = yaml.safe_load((folder.path / "environment.yml").read_text())
     assert env_yml["dependencies"][-1] == {"pip": list(plan.requirements)}

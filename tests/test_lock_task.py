@@ -99,7 +99,7 @@ def test_plan_flags_lock_a_folder_and_check_says_current(work):
     cwd, env = work
     result = lock(cwd, *GPU_311, env=env)
     assert result.returncode == 0, result.stderr
-    assert "plan: tensorflow 2.21.0 (GPU, CUDA 12.5, cuDNN 9.3), Python 3.11" in result.stdout
+    assert "plan: tensorflow 2.21.0 (GPU, CUDA 12.5, cuDNN 9.24), Python 3.11" in result.stdout
     assert "envs/tf2.21-cuda12.5-py3.11-pip" in result.stdout
     folder = EnvFolder(cwd / "envs" / "tf2.21-cuda12.5-py3.11-pip")
     assert folder.is_current() == (True, "current")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from gpuready.errors import MatrixError
 
 from .conftest import MATRIX_DIR, run_cli
 
+DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tensorflow-wheels-linux-x86_64.json"
 
 
@@ -57,13 +59,42 @@ def test_table3_and_floors(matrix) -> None:
     assert matrix.newest_cuda_for_driver("400.0", windows=False) is None
 
 
-@pytest.mark.parametrize("name, cc", [
-    ("NVIDIA A100-SXM4-80GB", "8.0"), ("NVIDIA A10G", "8.6"), ("Tesla T4", "7.5"),
-    ("NVIDIA H100 80GB HBM3", "9.0"), ("NVIDIA L40S", "8.9"), ("NVIDIA L4", "8.9"),
-    ("NVIDIA GeForce RTX 5090", "12.0"), ("Tesla K80", "3.7"), ("Mystery GPU", None),
+GPU_NAMES = tomllib.loads((DATA / "gpu-names.toml").read_text())["tests"]
+
+
+@pytest.mark.parametrize("raw, cc", [(t["raw"], t["cc"]) for t in GPU_NAMES], ids=[t["raw"] for t in GPU_NAMES])
+def test_compute_capability_by_exact_model(matrix, raw, cc) -> None:
+    """NVIDIA's CUDA GPU list (tests/data/gpu-names.toml); never a substring: "Quadro RTX 5000" is 7.5."""
+    assert matrix.cc_for_name(raw) == (None if cc == "none" else cc)
+
+
+def _raw_names() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in (DATA / "gpu-raw-names.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        raw, _source, _ids, key, cc = line.split("\t")
+        rows.append((raw, key, cc))
+    return rows
+
+
+def test_every_name_the_driver_prints_resolves_to_its_family(matrix) -> None:
+    """The exact names of NVIDIA's driver table (open-gpu-kernel-modules 595.45.04) with the compute
+    capability of their PCI device-ID family (tests/data/gpu-raw-names.tsv)."""
+    rows = _raw_names()
+    assert len(rows) >= 200
+    wrong = [(raw, matrix.gpu_names.model(raw), matrix.cc_for_name(raw), cc) for raw, key, cc in rows
+             if matrix.cc_for_name(raw) != (None if cc in ("none", "", "UNKNOWN") else cc)]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("first, second", [
+    ("Quadro RTX 5000", "NVIDIA RTX 5000 Ada Generation"), ("Quadro RTX 4000", "NVIDIA GeForce RTX 4090"),
+    ("NVIDIA A10", "NVIDIA A100-PCIE-40GB"), ("Tesla T4", "NVIDIA T400"),
 ])
-def test_compute_capability_by_name(matrix, name, cc) -> None:
-    assert matrix.cc_for_name(name) == cc
+def test_look_alike_names_are_different_models(matrix, first, second) -> None:
+    assert matrix.gpu_names.model(first) != matrix.gpu_names.model(second)
+    assert matrix.cc_for_name(first) is not None and matrix.cc_for_name(second) is not None
 
 
 def _broken(tmp_path: Path, file: str, old: str, new: str) -> Path:
@@ -87,8 +118,20 @@ BROKEN = [
      "no pin set"),
     ("cuda without driver row", "cuda.toml", '"12.5.1" = { linux = "555.42.06", windows = "555.85" }\n', "",
      "releases.2.18.0.cuda", "no row"),
-    ("bad compute capability", "gpus.toml", '{ match = "H100", cc = "9.0" }', '{ match = "H100", cc = "9" }',
-     "names[4].cc", "compute capability"),
+    ("bad compute capability", "gpus.toml", '"h100" = "9.0"', '"h100" = "9"', "cc.h100", "compute capability"),
+    ("kernels: unknown ISA", "kernels.toml", 'isa = "8.5"', 'isa = "8.9"', "releases.2.21.0.sets[2].isa",
+     "no row in cuda.toml"),
+    ("kernels: bad section", "kernels.toml", 'section = "embedded"', 'section = "rodata"',
+     "releases.2.21.0.sets[2].section", "expected one of"),
+    ("kernels: not a release", "kernels.toml", '[releases."2.21.0"]', '[releases."2.99.0"]', "releases.2.99.0",
+     "not a release"),
+    ("isa without CUDA row", "cuda.toml", '"8.5" = "12.5.0"', '"8.5" = "12.7.0"', "ptx_isa.8.5", "no row"),
+    ("known issue: bad specifier", "known-issues.toml", 'tensorflow = "==2.19.1"', 'tensorflow = "2.19.1"',
+     "issue[7].tensorflow", "PEP 440"),
+    ("known issue: bad remedy", "known-issues.toml", 'kind = "pin", requirement = "cuda-version=12.8"',
+     'kind = "patch", requirement = "cuda-version=12.8"', "issue[7].remedy.kind", "expected one of"),
+    ("architecture: bad cc", "gpus.toml", 'ccs = ["7.5"]', 'ccs = ["seven"]', "architectures[4].ccs",
+     "compute capability"),
     ("bad platform", "conda-forge.toml", 'platforms = ["linux-64"]', 'platforms = ["linux-65"]',
      "releases.2.16.1.platforms", "unknown platform"),
     ("pin not exact", "cuda-wheels.toml", '"nvidia-cudnn-cu12==9.3.0.75"', '"nvidia-cudnn-cu12>=9.3"',

@@ -72,22 +72,59 @@ def test_cli_must_show_a100() -> None:
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["device"] == "gpu" and plan["tensorflow"] == "2.21.0"
-    assert plan["cuda"] == "12.5" and plan["cudnn"] == "9.3" and plan["python"] == "3.11"
+    assert plan["cuda"] == "12.5" and plan["cudnn"] == "9.24" and plan["python"] == "3.11"
     assert plan["flavor"] == "pip" and plan["env"] == "tf2.21-cuda12.5-py3.11-pip"
-    assert "nvidia-cudnn-cu12==9.3.0.75" in plan["requirements"]
+    assert "nvidia-cudnn-cu12==9.24.0.43" in plan["requirements"]
     assert plan["host"]["driver"]["version"] == "535.104.05"
-    assert plan["warnings"] == [] and plan["rejected"] == []
+    assert [w["code"] for w in plan["warnings"]] == ["known-issue"] and plan["rejected"] == []
+    assert "aws/deep-learning-containers/pull/6417" in plan["warnings"][0]["message"]
 
 
-def test_cli_must_show_h100_on_535_is_not_2_16_to_2_21() -> None:
+def test_cli_must_show_h100_on_535_plans_the_newest_whose_jit_code_it_can_compile() -> None:
+    """Driver 535.104.05 JITs PTX up to ISA 8.2. Measured: 2.16's MLIR kernels are ISA 8.0, 2.17-2.18's
+    8.3, 2.19-2.21's 8.5 (matrix/kernels.toml); build_info's claim would have said 2.15.1."""
     result = run_cli("plan", "--driver", "535.104.05", "--gpu", "9.0", "--python", "3.11", "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert not plan["tensorflow"].startswith(("2.16", "2.17", "2.18", "2.19", "2.20", "2.21"))
+    assert plan["tensorflow"] == "2.16.2"
+    [jit] = [w for w in plan["warnings"] if w["code"] == "ptx-jit"]
+    assert "MLIR-generated kernels (libtensorflow_cc.so.2)" in jit["message"] and "PTX ISA 8.0" in jit["message"]
     rejected = {r["tensorflow"]: r for r in plan["rejected"]}
-    for version in ("2.21.0", "2.20.0", "2.19.1", "2.18.1", "2.17.1", "2.16.1"):
+    for version, isa, driver in (("2.21.0", "8.5", "555.42.02"), ("2.19.0", "8.5", "555.42.02"),
+                                 ("2.18.1", "8.3", "545.23.06"), ("2.17.0", "8.3", "545.23.06")):
         assert rejected[version]["code"] == "ptx-driver-too-old"
-        assert "555.42.06" in rejected["2.21.0"]["message"]
+        assert f"PTX ISA {isa}" in rejected[version]["message"] and f">= {driver}" in rejected[version]["message"]
+    assert not any(v.startswith("2.16") for v in rejected)
+
+
+def test_cli_must_show_blackwell_on_575() -> None:
+    result = run_cli("plan", "--gpu", "12.0", "--driver", "575.57.08", "--python", "3.11", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["tensorflow"] == "2.21.0"
+    codes = [w["code"] for w in plan["warnings"]]
+    assert {"ptx-jit", "experimental-gpu", "known-issue"} <= set(codes)
+    issues = " ".join(w["message"] for w in plan["warnings"] if w["code"] == "known-issue")
+    assert "blackwell-pip-invalid-ptx" in issues and "tensorflow/issues/89272" in issues
+
+
+def test_cli_must_show_t4_pins_the_fixed_cudnn() -> None:
+    result = run_cli("plan", "--gpu", "7.5", "--driver", "560.35.03", "--python", "3.11", "--json")
+    plan = json.loads(result.stdout)
+    assert plan["tensorflow"] == "2.21.0" and "nvidia-cudnn-cu12==9.24.0.43" in plan["requirements"]
+    [issue] = [w for w in plan["warnings"] if w["code"] == "known-issue"]
+    assert "tf221-cudnn-autotuner" in issue["message"] and "instead of 9.3.0.75" in issue["message"]
+
+
+@pytest.mark.parametrize("flags, fact", [
+    (["--driver", "590.44.01", "--gpu", "7.0"], "R580 is the last branch"),
+    (["--driver", "560.35.05", "--gpu", "12.0"], "first supported by R570"),
+    (["--driver", "535.104.05", "--gpu", "3.7"], "R470 is the last branch"),
+])
+def test_cli_a_host_that_cannot_exist_is_bad_input(flags, fact) -> None:
+    result = run_cli("plan", *flags)
+    assert result.returncode == 2 and fact in result.stderr and "no such host" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_cli_driver_none_is_cpu_plan_with_no_gpu() -> None:

@@ -26,6 +26,7 @@ from gpuready.model.plan import NoPlan
 from gpuready.model.planner import make_plan
 
 from .conftest import MATRIX_DIR, ROOT, run_cli
+from .kernel_doubles import build as build_elf
 from .refresh_doubles import Behaviour, IndexDouble, synthetic_release
 
 CU125 = [f"{p} ; extra == 'and-cuda'" for p in matrix_mod.load(MATRIX_DIR).pin_sets["cu12.5"].packages]
@@ -38,10 +39,15 @@ def matrix_copy(tmp_path: Path, *, without: tuple[str, ...] = ()) -> Path:
     shutil.copytree(MATRIX_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
     path = folder / "tensorflow.toml"
     text = path.read_text(encoding="utf-8")
+    kernels_path = folder / "kernels.toml"
+    kernels = kernels_path.read_text(encoding="utf-8")
     for version in without:
         text, count = re.subn(r'\[releases\."%s"\]\n(?:[^\[\n].*\n)*\n?' % re.escape(version), "", text)
         assert count == 1, version
+        kernels, count = re.subn(r'\n\[releases\."%s"\]\n(?:.*\n)*?\]\n' % re.escape(version), "\n", kernels)
+        assert count == 1, version
     path.write_text(text, encoding="utf-8")
+    kernels_path.write_text(kernels, encoding="utf-8")
     return folder
 
 
@@ -60,11 +66,21 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def gpu_library() -> bytes:
+    """A small ELF holding real fatbins cut from TensorFlow 2.21.0's libtensorflow_cc.so.2 (tests/data/fatbin)."""
+    fixtures = Path(__file__).resolve().parent / "data" / "fatbin"
+    embedded = (fixtures / "tf2.21.0-libtensorflow_cc-embedded-0xa0888f0.fatbin").read_bytes()
+    main = (fixtures / "tf2.21.0-libtensorflow_cc-nv_fatbin-0x185a00d0.fatbin").read_bytes()
+    return build_elf([(".rodata", embedded * 2), (".nv_fatbin", main)])[0]
+
+
 def future_double(**behaviour) -> IndexDouble:
-    """The recorded index plus 2.98.0 (CUDA 12.5.1, the cu12.5 pins: fully derivable) and 2.99.0
-    (CUDA 13.3.0, which cuda.toml lacks, and CUDA 13 wheels no pin set has: needs a person)."""
+    """The recorded index plus 2.98.0 (CUDA 12.5.1, the cu12.5 pins: fully derivable; its wheel holds real
+    2.21.0 GPU code) and 2.99.0 (CUDA 13.3.0, which cuda.toml lacks, and CUDA 13 wheels no pin set has:
+    needs a person; its wheel holds no GPU code)."""
     files98, facts98 = synthetic_release("2.98.0", cuda="12.5.1", caps=["sm_60", "sm_70", "sm_80", "sm_89",
-                                                                        "compute_90"], and_cuda=CU125)
+                                                                        "compute_90"], and_cuda=CU125,
+                                         libraries={"libtensorflow_cc.so.2": gpu_library()})
     files99, facts99 = synthetic_release("2.99.0", cuda="13.3.0", caps=["sm_75", "sm_80", "sm_90", "sm_100",
                                                                         "compute_120"], and_cuda=CU13)
     tf = [f for f in files98 + files99 if f["filename"].startswith("tensorflow-")]
@@ -161,8 +177,16 @@ def test_future_releases_derived_or_marked_for_review(tmp_path, linux_host) -> N
     assert "CUDA 13.3.0 has no row in cuda.toml" in r99.review
     assert "no pin set in cuda-wheels.toml" in r99.review
 
+    # The GPU code is measured from the wheel: 2.98.0's MLIR kernels are compute_90 PTX of ISA 8.5.
+    assert report.measured == ["2.98.0", "2.99.0"]
+    sets = {(s.section, s.isa, s.fatbins) for s in r98.kernels.sets}
+    assert sets == {("embedded", "8.5", 2), ("nv_fatbin", "8.3", 1)}
+    assert r99.kernels.sets == () and "holds no GPU code" in r99.kernels.unmeasured
     host = apply_overrides(linux_host, matrix, driver="600.10", gpu="8.0")
     assert make_plan(host, matrix).tensorflow == "2.98.0"  # fully derived: plannable at once
+    h100 = apply_overrides(linux_host, matrix, driver="550.54.14", gpu="9.0")
+    rejected = {r.tensorflow: r for r in make_plan(h100, matrix).rejected}
+    assert rejected["2.98.0"].code == "ptx-driver-too-old" and "PTX ISA 8.5" in rejected["2.98.0"].message
     with pytest.raises(NoPlan, match="under review in the matrix: 2.99.0"):
         make_plan(host, matrix, Constraints(tf=parse_tf_spec("2.99")))
 
@@ -300,6 +324,8 @@ def test_killed_refresh_never_leaves_a_half_written_matrix(tmp_path) -> None:
     folder = matrix_copy(tmp_path, without=("2.21.0", "2.20.0"))
     path = folder / "tensorflow.toml"
     before = path.read_bytes()
+    kernels = folder / "kernels.toml"
+    kernels_before = kernels.read_bytes()
     code = ("import sys; from pathlib import Path; from gpuready import refresh as r; "
             "r.refresh(index_url=sys.argv[1], matrix_dir=Path(sys.argv[2]), cache_dir=Path(sys.argv[3]), "
             "timeout=5, retries=1)")
@@ -307,6 +333,7 @@ def test_killed_refresh_never_leaves_a_half_written_matrix(tmp_path) -> None:
     with IndexDouble(behaviour=Behaviour(file_delay=0.02)) as double:
         for attempt in range(12):
             path.write_bytes(before)
+            kernels.write_bytes(kernels_before)  # tensorflow.toml is written first, kernels.toml after it
             cache = tmp_path / f"cache{attempt}"  # a cold cache each time: the run stays slow
             proc = subprocess.Popen([sys.executable, "-c", code, double.url, str(folder), str(cache)],
                                     cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -150,7 +150,7 @@ def test_what_if_gpu_plan_is_installed_but_not_certified(world):
     assert outcome.plan.device == "gpu" and outcome.plan.env == f"tf2.21-cuda12.5-py{PY}-pip"
     assert outcome.certificate == S.NOT_CERTIFIED and world.certify.calls == []
     assert "what-if host (driver, gpus overridden)" in outcome.certificate_note
-    assert read_install_record(outcome.prefix).packages["nvidia-cudnn-cu12"] == "9.3.0.75"
+    assert read_install_record(outcome.prefix).packages["nvidia-cudnn-cu12"] == "9.24.0.43"
     assert _run(world, GPU_FLAGS).noop
 
 

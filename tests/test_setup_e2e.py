@@ -69,7 +69,7 @@ def test_gpu_what_if_setup_installs_tensorflow_and_cuda_from_its_lock(where):
     prefix = Path(where["INVOKE_GPUREADY_PREFIX_ROOT"]) / f"tf2.21-cuda12.5-py{PY}-pip"
     record = read_install_record(prefix)
     packages = record.packages
-    assert packages["tensorflow"] == "2.21.0" and packages["nvidia-cudnn-cu12"] == "9.3.0.75"
+    assert packages["tensorflow"] == "2.21.0" and packages["nvidia-cudnn-cu12"] == "9.24.0.43"
     lock = Path(where["INVOKE_GPUREADY_ENVS_DIR"]) / prefix.name / "requirements.txt"
     assert (prefix / "gpuready" / "requirements.txt").read_bytes() == lock.read_bytes()
     # TensorFlow 2.21 names the pip CUDA libraries in its RUNPATH: activation adds no loader path.

@@ -48,6 +48,10 @@ CU12_NEWER = {
     "nvidia-cudnn-cu12": "9.10.2.21",
     "nvidia-nccl-cu12": "2.28.3",
 }
+# The pins known issues put in place of the tested set's (matrix/known-issues.toml).
+KNOWN_ISSUE_PINS = {
+    "nvidia-cudnn-cu12": "9.24.0.43",  # tf221-cudnn-autotuner
+}
 CU11_PINS = {
     "nvidia-cublas-cu11": "11.11.3.6",
     "nvidia-cuda-cupti-cu11": "11.8.87",
@@ -87,7 +91,7 @@ def default_dists() -> list[Dist]:
         dists.append(Dist(name, version, (f"py3-none-{ML2014}",)))
     for name, version in CU12_NEWER.items():
         dists.append(Dist(name, version, (f"py3-none-{ML2014}",)))
-    for name, version in CU11_PINS.items():
+    for name, version in {**CU11_PINS, **KNOWN_ISSUE_PINS}.items():
         dists.append(Dist(name, version, (f"py3-none-{ML2014}",)))
     and_cuda_12 = tuple(f'{n}{spec}; extra == "and-cuda"' for n, (_, spec) in CU12_PINS.items())
     and_cuda_11 = tuple(f"{n}=={v}; extra == 'and-cuda'" for n, v in CU11_PINS.items()) + (

@@ -25,9 +25,12 @@ if TYPE_CHECKING:
               "the checkout's matrix/)",
     "json": "print the report as one JSON object",
     "summary": "also write a Markdown summary of what moved to this file (for a pull request)",
-})
+    "measure": "measure this release's GPU code again from its wheel (kernels.toml); may be repeated",
+    "cuobjdump": "read fatbins with this cuobjdump first (e.g. an 11.8 one for releases with sm_35 code); "
+                 "may be repeated",
+}, iterable=["measure", "cuobjdump"])
 @cli_errors
-def refresh(c, check=False, index=None, matrix=None, json=False, summary=None):
+def refresh(c, check=False, index=None, matrix=None, json=False, summary=None, measure=None, cuobjdump=None):
     """Add the TensorFlow releases the package index has and the matrix lacks (facts read from the wheels)."""
     conf = settings(c)
     # Imported here: `requests` and the refresh machinery cost every other task's start-up.
@@ -42,10 +45,20 @@ def refresh(c, check=False, index=None, matrix=None, json=False, summary=None):
         raise UsageError(f"--matrix: {folder} has no {refresh_mod.MATRIX_FILE}")
     if not json:
         print(f"Reading {index_url} for tensorflow and tensorflow-cpu ...", file=sys.stderr, flush=True)
+    from ..tools import find_uv
+
+    paths = [Path(p).expanduser() for p in cuobjdump or []]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"--cuobjdump: {path} is not a file")
+    if check and measure:
+        raise UsageError("--check writes nothing: it cannot be given with --measure")
     report = refresh_mod.refresh(
         index_url=index_url, matrix_dir=folder, check=check,
         cache_dir=refresh_mod.cache_root(conf.cache_dir),
         timeout=float(conf.index_timeout), retries=conf.index_retries,
+        measure=list(measure or []), cuobjdump_paths=paths, uv=find_uv(conf),
+        log=lambda message: print(message, file=sys.stderr, flush=True),
     )
     if summary:
         write_atomic(Path(summary), refresh_mod.summary_markdown(report).encode("utf-8"))
@@ -83,6 +96,8 @@ def show(report: refresh_mod.Report, check: bool) -> None:
         print(f"Differences in releases the matrix has ({len(report.differences)}, not changed):")
         for line in report.differences:
             print(f"  {line}")
+    if report.measured:
+        print(f"Measured the GPU code of {', '.join(report.measured)} (kernels.toml).")
     if report.written:
         print(f"Wrote {report.matrix_file} (+{len(report.new)} release{'s' if len(report.new) != 1 else ''}).")
     elif check and report.new:

@@ -102,8 +102,10 @@ def nvidia_library_dirs(site: Path) -> list[Path]:
 
 
 def decide(prefix: str | os.PathLike[str], *, tensorflow: str | None, source: str = "pypi",
-           warnings: Iterable[str] = (), facts: Facts | None = None) -> Activation:
-    """What activation must set for the TensorFlow installed under `prefix`."""
+           warnings: Iterable[str] = (), environment: Mapping[str, str] | None = None,
+           facts: Facts | None = None) -> Activation:
+    """What activation must set for the TensorFlow installed under `prefix`; `environment` is the
+    plan's own (a known issue's remedy), set unless the user has set it."""
     facts = facts or load_facts()
     root = Path(prefix)
     site = site_packages(root)
@@ -138,6 +140,9 @@ def decide(prefix: str | os.PathLike[str], *, tensorflow: str | None, source: st
         defaults["CUDA_CACHE_MAXSIZE"] = facts.cuda_cache_maxsize
         reasons.append(f"CUDA_CACHE_MAXSIZE={facts.cuda_cache_maxsize} (unless set): the plan warns "
                        "ptx-jit, and the driver's JIT cache must hold TensorFlow's kernels")
+    for key, value in (environment or {}).items():
+        defaults[key] = value
+        reasons.append(f"{key}={value} (unless set): a known issue's remedy in the plan")
     return Activation(library_dirs=tuple(library_dirs), xla_cuda_data_dir=xla, defaults=defaults,
                       reasons=tuple(reasons))
 

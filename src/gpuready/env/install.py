@@ -270,7 +270,7 @@ def _verify_and_record(job: _Job, target: Path, installer: str, python: str | No
     job.seconds["verify"] = time.perf_counter() - t
     t = time.perf_counter()
     active = activation.decide(target, tensorflow=inputs.tensorflow, source=inputs.source,
-                               warnings=job.warnings)
+                               warnings=job.warnings, environment=job.plan.environment if job.plan else None)
     activation.write(target, active, inputs.flavor)
     lock_name = job.folder.lock_file.name
     (meta_dir(target) / lock_name).write_bytes(job.lock_bytes)

@@ -17,6 +17,7 @@ PLATFORMS = ("linux-64", "linux-aarch64", "osx-arm64", "win-64")
 DRIVER_VERSION = re.compile(r"[0-9]{2,4}(\.[0-9]{1,3}){1,2}")  # 535.104.05, 570.26, 537.13 (Windows)
 COMPUTE_CAPABILITY = re.compile(r"[0-9]{1,2}\.[0-9]")  # 8.0, 12.0
 PYTHON_VERSION = re.compile(r"3\.[0-9]{1,2}")  # 3.11
+WINDOWS_FILE_VERSION = re.compile(r"[0-9]{2}\.0\.([0-9]{2})\.([0-9]{1,4})")  # 32.0.15.6636 (Device Manager)
 
 
 def xy_tuple(text: str) -> tuple[int, int]:

@@ -13,7 +13,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ..errors import UsageError
-from .facts import COMPUTE_CAPABILITY, DRIVER_VERSION, PLATFORMS, PYTHON_VERSION, Driver, Gpu, HostFacts
+from .facts import (COMPUTE_CAPABILITY, DRIVER_VERSION, PLATFORMS, PYTHON_VERSION, WINDOWS_FILE_VERSION, Driver,
+                    Gpu, HostFacts)
 from .matrix import Matrix
 
 FLAVORS = ("pip", "conda")
@@ -48,12 +49,59 @@ def parse_tf_spec(text: str) -> SpecifierSet:
         ) from None
 
 
+def windows_driver_number(text: str) -> str | None:
+    """NVIDIA's number of a Windows driver from its file version: "32.0.15.6636" -> "566.36".
+
+    Device Manager and WMI show the 4-part file version; its last five digits (third part without
+    its leading "1", then the fourth padded to four digits) are the driver NVIDIA names.
+    """
+    match = WINDOWS_FILE_VERSION.fullmatch(text.strip())
+    if match is None:
+        return None
+    digits = f"{int(match.group(1))}{int(match.group(2)):04d}"[-5:]
+    return f"{int(digits[:3])}.{digits[3:]}"
+
+
 def parse_driver(text: str) -> str | None:
+    """A driver version, or None for 'none'. A Windows file version (32.0.15.6636) is read as
+    NVIDIA's number (566.36)."""
     if text.strip().lower() == "none":
         return None
+    windows = windows_driver_number(text)
+    if windows is not None:
+        return windows
     if not DRIVER_VERSION.fullmatch(text.strip()):
-        raise UsageError(f"--driver: {text!r} is not a driver version (e.g. 535.104.05) or 'none'")
+        raise UsageError(f"--driver: {text!r} is not a driver version (e.g. 535.104.05, or a Windows "
+                         "driver's 32.0.15.6636) or 'none'")
     return text.strip()
+
+
+def driver_branch(version: str) -> int:
+    """The driver branch of a version: 535.104.05 -> 535; Windows 566.36 -> 565, 572.61 -> 570."""
+    major = int(version.split(".")[0])
+    return major - major % 5
+
+
+def check_possible(driver: str | None, gpus: tuple[Gpu, ...], matrix: Matrix) -> None:
+    """A what-if host must be able to exist: every GPU's architecture is driven by the driver's
+    branch (matrix/gpus.toml [[architectures]]). UsageError with the fact otherwise."""
+    if driver is None:
+        return
+    branch = driver_branch(driver)
+    for gpu in gpus:
+        if gpu.compute_capability is None:
+            continue
+        arch = matrix.architecture(gpu.compute_capability)
+        if arch is None:
+            continue
+        if arch.last_branch is not None and branch > arch.last_branch:
+            raise UsageError(f"no such host: driver {driver} (R{branch}) does not support compute capability "
+                             f"{gpu.compute_capability} ({arch.name}): R{arch.last_branch} is the last branch "
+                             f"that does ({arch.source})")
+        if arch.first_branch is not None and branch < arch.first_branch:
+            raise UsageError(f"no such host: driver {driver} (R{branch}) predates compute capability "
+                             f"{gpu.compute_capability} ({arch.name}), first supported by R{arch.first_branch} "
+                             f"({arch.source})")
 
 
 def parse_gpus(text: str) -> tuple[str, ...]:
@@ -142,6 +190,8 @@ def apply_overrides(
         )
         facts = facts.with_(gpus=gpus)
         changed.append("gpus")
+    if driver is not None or gpu is not None:
+        check_possible(facts.driver.version, facts.gpus, matrix)
     return facts.with_(overridden=tuple(dict.fromkeys(changed)))
 
 

@@ -6,7 +6,7 @@ install records it, certify checks the environment against it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from ..errors import WorkFailed
@@ -25,6 +25,8 @@ CPU_FALLBACK = "cpu-fallback"
 PTX_JIT = "ptx-jit"
 EXPERIMENTAL_GPU = "experimental-gpu"
 UNKNOWN_GPU = "unknown-compute-capability"
+KNOWN_ISSUE = "known-issue"  # a field-reported failure of the combination (matrix/known-issues.toml)
+WSL_LINUX_DRIVER = "wsl-linux-driver"  # a Linux-looking driver number given for a WSL2 host
 
 @dataclass(frozen=True)
 class Finding:
@@ -62,6 +64,7 @@ class Plan:
     warnings: tuple[Finding, ...]
     rejected: tuple[Rejection, ...]
     host: HostFacts
+    environment: dict[str, str] = field(default_factory=dict)  # what activation sets (a known issue's remedy)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,7 +83,7 @@ class Plan:
             values[key] = tuple(data[key])
         values["warnings"] = tuple(Finding(**w) for w in data["warnings"])
         values["rejected"] = tuple(Rejection(**r) for r in data["rejected"])
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
 
 
 class NoPlan(WorkFailed):

@@ -14,11 +14,13 @@ from typing import Iterable
 from packaging.version import Version
 
 from .facts import Gpu, HostFacts, python_range, xy_tuple
+from . import known_issues
 from .flags import Constraints
-from .matrix import Matrix, Release
+from .gpu_code import JIT, NATIVE, NONE, SCOPE_NCCL, arch_number, claimed_sets, describe, gpu_code, names
+from .matrix import KernelSet, Matrix, Release
 from .plan import (CPU_FALLBACK, DRIVER_TOO_OLD, EXPERIMENTAL_GPU, GPU_ARCH_UNSUPPORTED, NO_GPU,
                    NOT_INSTALLABLE, PLATFORM_UNSUPPORTED, PTX_DRIVER_TOO_OLD, PTX_JIT, PYTHON_UNSUPPORTED,
-                   UNKNOWN_GPU, Finding, NoPlan, Plan, Rejection)
+                   UNKNOWN_GPU, WSL_LINUX_DRIVER, KNOWN_ISSUE, Finding, NoPlan, Plan, Rejection)
 
 # Conservative kernel the conda virtual package `__linux` states (RHEL 8's 4.18).
 LINUX_KERNEL_TARGET = "4.18"
@@ -48,11 +50,12 @@ class _Build:
     release: Release
     source: str  # "pypi" | "conda-forge"
     cuda: str  # build CUDA ("12.5.1" or conda-forge's "12.8")
-    sass: tuple[str, ...]
+    sass: tuple[str, ...]  # the build's claim
     ptx: tuple[str, ...]
     pythons: tuple[str, ...]
     glibc: str | None
     gpu_platforms: tuple[str, ...]
+    kernels: tuple[KernelSet, ...] | None = None  # measured; None: the claim is all there is
 
 
 @dataclass
@@ -63,16 +66,20 @@ class _Verdict:
     needs_driver: str | None = None  # the driver that would lift a driver rejection
 
 
-def _gpu_build(release: Release, matrix: Matrix, platform: str, flavor: str) -> _Build:
+def _gpu_build(release: Release, matrix: Matrix, platform: str, flavor: str, python: str | None = None) -> _Build:
+    """conda-forge's CUDA build for the conda flavor where it has one for the Python (a pinned
+    `python`, if given); else the index's wheel, which the conda flavor installs in its pip section."""
     if flavor == "conda":
         cf = matrix.conda_forge_release(release.version)
-        if cf is not None and platform in cf.platforms:
+        if cf is not None and platform in cf.platforms and (python is None or python in cf.pythons):
             return _Build(release, "conda-forge", cf.cuda[0], cf.sass, cf.ptx, cf.pythons,
                           None, cf.platforms)
     wheel = release.wheel("tensorflow", platform)
+    kernels = release.kernels
+    measured = kernels.sets if kernels is not None and kernels.sets and platform == "linux-64" else None
     return _Build(release, "pypi", release.cuda, release.sass, release.ptx,
                   wheel.pythons if wheel else (), wheel.glibc if wheel else None,
-                  release.gpu_platforms)
+                  release.gpu_platforms, measured)
 
 
 def _python_for(pythons: tuple[str, ...], host: HostFacts, constraints: Constraints) -> str:
@@ -117,41 +124,72 @@ def _check_gpu_build(build: _Build, host: HostFacts, matrix: Matrix, python: str
     else:
         verdict.reasons.append(f"driver {driver} meets CUDA {major}'s floor {floor}")
 
-    full = matrix.full_driver(build.cuda, windows)
     for gpu in host.gpus:
-        if gpu.compute_capability is None:
-            verdict.notes.append(Finding(UNKNOWN_GPU,
-                f"GPU {gpu.index} ({gpu.name}): compute capability unknown; support not verified"))
-            continue
-        cc = xy_tuple(gpu.compute_capability)
-        sass = [a for a in build.sass if _arch(a)[0] == cc[0] and _arch(a)[1] <= cc[1]]
-        ptx = [a for a in build.ptx if _arch(a) <= cc]
-        if cc[0] in matrix.experimental_majors:
-            verdict.notes.append(Finding(EXPERIMENTAL_GPU,
-                f"{_gpu_label(gpu)}: TensorFlow wheels reach this architecture only through PTX and "
-                "have known failures on it (tensorflow#89272, #97387); treat as experimental"))
-        if sass:
-            verdict.reasons.append(f"{_gpu_label(gpu)} runs native code ({max(sass, key=_arch)})")
-            continue
-        if not ptx:
-            verdict.problems.append((GPU_ARCH_UNSUPPORTED,
-                f"TensorFlow {version} has no code for {_gpu_label(gpu)}: SASS "
-                f"{', '.join(build.sass) or 'none'}, PTX {', '.join(build.ptx) or 'none'}"))
-            continue
-        best = max(ptx, key=_arch)
-        if full is None or not _driver_ok(driver, full):
-            verdict.problems.append((PTX_DRIVER_TOO_OLD,
-                f"TensorFlow {version} has no SASS for {_gpu_label(gpu)}; its kernels come from "
-                f"{best} PTX made by CUDA {build.cuda}, which needs a {column} driver >= {full or 'unknown'} "
-                f"to JIT (minor-version compatibility does not cover PTX); {where} has {driver}"))
-            if full is not None and (verdict.needs_driver is None or Version(full) > Version(verdict.needs_driver)):
-                verdict.needs_driver = full
-            continue
-        verdict.notes.append(Finding(PTX_JIT,
-            f"{_gpu_label(gpu)} runs only through {best} PTX JIT (CUDA {build.cuda}): the first start "
-            "compiles kernels and can take minutes; the driver caches them afterwards"))
-        verdict.reasons.append(f"{_gpu_label(gpu)} runs through {best} PTX (driver {driver} >= {full})")
+        _check_gpu(gpu, build, host, matrix, verdict, driver, column, where)
+    if build.kernels is None:
+        why = build.release.kernels.unmeasured if build.release.kernels is not None else ""
+        verdict.reasons.append(f"TensorFlow {version}'s kernels were not measured{f' ({why})' if why else ''}: "
+                               "its architectures are build_info's claim, and PTX is taken to need the build "
+                               "CUDA's own driver")
     return verdict
+
+
+def _check_gpu(gpu: Gpu, build: _Build, host: HostFacts, matrix: Matrix, verdict: _Verdict, driver: str,
+               column: str, where: str) -> None:
+    """The kernel-set rule (model/gpu_code.py) for one GPU: native, PTX JIT with the ISA's driver, or none."""
+    version = str(build.release.version)
+    windows = host.wsl or host.platform == "win-64"
+    if gpu.compute_capability is None:
+        verdict.notes.append(Finding(UNKNOWN_GPU,
+            f"GPU {gpu.index} ({gpu.name}): compute capability unknown; support not verified"))
+        return
+    cc = xy_tuple(gpu.compute_capability)
+    sets = build.kernels if build.kernels is not None else claimed_sets(build.sass, build.ptx)
+    code = gpu_code(sets, cc)
+    if cc[0] in matrix.experimental_majors:
+        how = ("this build has native code for it, but no field report shows TensorFlow training there"
+               if not code.of(JIT) and not code.of(NONE) else
+               "TensorFlow wheels reach this architecture only through PTX and have known failures on it "
+               "(tensorflow#89272, #97387)")
+        verdict.notes.append(Finding(EXPERIMENTAL_GPU, f"{_gpu_label(gpu)}: {how}; treat as experimental"))
+    missing = code.of(NONE)
+    nccl_missing = code.of(NONE, SCOPE_NCCL)
+    if nccl_missing and len(host.gpus) > 1:
+        missing += nccl_missing
+    elif nccl_missing:
+        verdict.reasons.append(f"its {nccl_missing[0].kernel_set.label} have no code for {_gpu_label(gpu)}: "
+                               "only multi-GPU all-reduce uses them, and this host has one GPU")
+    if missing:
+        verdict.problems.append((GPU_ARCH_UNSUPPORTED,
+            f"TensorFlow {version} has no code for {_gpu_label(gpu)} in "
+            + "; ".join(describe(r.kernel_set) for r in missing)))
+        return
+    jit = code.of(JIT)
+    if not jit:
+        best = max((r.code for r in code.of(NATIVE) if r.code), key=arch_number)
+        verdict.reasons.append(f"{_gpu_label(gpu)} runs native code ({best}) in every kernel set")
+        return
+    named = names([r.kernel_set for r in jit])
+    if code.isa is not None:
+        found = matrix.isa_driver(code.isa, windows)
+        cuda, need = found if found else (None, None)
+        needs = f"PTX ISA {code.isa}, which needs a {column} driver >= {need or 'unknown'} (CUDA {cuda}) to JIT"
+    else:
+        need = matrix.full_driver(build.cuda, windows)
+        needs = (f"PTX of unknown ISA made by CUDA {build.cuda}, taken to need a {column} driver >= "
+                 f"{need or 'unknown'} to JIT")
+    if need is None or not _driver_ok(driver, need):
+        verdict.problems.append((PTX_DRIVER_TOO_OLD,
+            f"TensorFlow {version} reaches {_gpu_label(gpu)} only through PTX for its {named}: {needs} "
+            f"(minor-version compatibility does not cover PTX); {where} has {driver}"))
+        if need is not None and (verdict.needs_driver is None or Version(need) > Version(verdict.needs_driver)):
+            verdict.needs_driver = need
+        return
+    ptx = ", ".join(sorted({r.code for r in jit if r.code}))
+    verdict.notes.append(Finding(PTX_JIT,
+        f"{_gpu_label(gpu)} runs its {named} only through {ptx} PTX JIT ({needs.split(', which')[0]}): "
+        "the first start compiles kernels and can take minutes; the driver caches them afterwards"))
+    verdict.reasons.append(f"{_gpu_label(gpu)} runs its {named} through {ptx} PTX (driver {driver} >= {need})")
 
 
 def _pip_requirements(release: Release, matrix: Matrix, python: str) -> tuple[tuple[str, ...], str, list[str], str | None]:
@@ -214,6 +252,11 @@ def make_plan(host: HostFacts, matrix: Matrix, constraints: Constraints = Constr
     rejected: list[Rejection] = []
     upgrade: tuple[str, str] | None = None  # (driver, release) that a driver upgrade would unlock
 
+    if host.wsl and host.driver.version and len(host.driver.version.split(".")) == 3:
+        warnings.append(Finding(WSL_LINUX_DRIVER,
+            f"driver {host.driver.version} looks like a Linux driver number, but under WSL2 the Windows "
+            "driver is what runs (nvidia-smi there prints e.g. 566.36; Device Manager 32.0.15.6636): the "
+            "plan used the Windows column of Table 3 for it"))
     if not host.driver.present or not host.gpus:
         if not host.driver.present:
             detail = "no NVIDIA driver found (pass --driver VERSION and --gpu CC for a what-if plan)"
@@ -223,7 +266,8 @@ def make_plan(host: HostFacts, matrix: Matrix, constraints: Constraints = Constr
         warnings.append(Finding(NO_GPU, detail))
     else:
         for release in candidates:
-            build = _gpu_build(release, matrix, host.platform, constraints.flavor)
+            build = _gpu_build(release, matrix, host.platform, constraints.flavor,
+                               host.python if constraints.python_pinned else None)
             python = _python_for(build.pythons, host, constraints)
             verdict = _check_gpu_build(build, host, matrix, python)
             requirements: tuple[str, ...] = ()
@@ -262,6 +306,14 @@ def _gpu_plan(build: _Build, python: str, requirements: tuple[str, ...], mode: s
         assert pins is not None
         cuda, cudnn = pins.cuda, pins.cudnn
         conda = (f"python={python}", "pip") if constraints.flavor == "conda" else ()
+    environment: dict[str, str] = {}
+    # An issue's flavor is where TensorFlow comes from: the conda flavor's pip section is the index's wheel.
+    origin = "conda" if build.source == "conda-forge" else "pip"
+    for known in known_issues.apply(matrix, version, host, host.platform, origin, requirements, conda):
+        requirements, conda = known.requirements, known.conda_packages
+        environment.update(known.environment)
+        warnings = [*warnings, Finding(KNOWN_ISSUE, known.message)]
+        cudnn = _cudnn_of(requirements) or cudnn
     env = _env_name(release, f"cuda{cuda}", python, constraints.flavor, host.platform)
     return Plan(
         device="gpu", tensorflow=version, python=python, cuda=cuda, cudnn=cudnn,
@@ -271,8 +323,17 @@ def _gpu_plan(build: _Build, python: str, requirements: tuple[str, ...], mode: s
         virtual_packages=_virtual_packages(host.platform, cuda, build.glibc),
         glibc=build.glibc, build_cuda=build.cuda,
         reasons=(f"TensorFlow {version} is the newest release that passes every rule for this host", *reasons),
-        warnings=tuple(_unique(warnings)), rejected=_ordered(rejected), host=host,
+        warnings=tuple(_unique(warnings)), rejected=_ordered(rejected), host=host, environment=environment,
     )
+
+
+def _cudnn_of(requirements: tuple[str, ...]) -> str | None:
+    """"9.24" from the plan's nvidia-cudnn pin (a known issue's remedy may have moved it)."""
+    for name, version in known_issues.pinned_versions(requirements).items():
+        if name.startswith("nvidia-cudnn-"):
+            parts = version.split(".")
+            return ".".join(parts[:2])
+    return None
 
 
 def _cpu_plan(candidates: list[Release], host: HostFacts, matrix: Matrix, constraints: Constraints,

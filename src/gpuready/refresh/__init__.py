@@ -15,54 +15,101 @@ and only after the whole new matrix has passed the validator.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
+
+from packaging.version import Version
 
 from ..errors import UsageError, WorkFailed
 from ..model import matrix as matrix_mod
-from .changes import Report, compare
-from .index import IndexClient, cache_root, check_index_url
+from ..model.matrix import ReleaseKernels
+from .changes import Report, compare, linux_wheel
+from .index import IndexClient, NotReadable, cache_root, check_index_url
 from ..model.facts import python_range
-from .write import MATRIX_FILE, _stale_temporaries, find_matrix_dir, insert_releases, write_matrix_file
+from .write import (KERNELS_FILE, MATRIX_FILE, _stale_temporaries, find_matrix_dir, insert_releases, splice,
+                    write_matrix_file)
 
 __all__ = ["MATRIX_FILE", "Report", "cache_root", "check_index_url", "find_matrix_dir", "headline",
            "insert_releases", "refresh", "summary_markdown"]
 
 
 def refresh(*, index_url: str, matrix_dir: Path | None, cache_dir: Path, timeout: float = 30,
-            retries: int = 3, check: bool = False) -> Report:
-    """Compare the matrix with the index; unless `check`, add the new releases to the matrix.
-
-    `matrix_dir` None: the matrix shipped with gpuready, which can be checked, not written.
+            retries: int = 3, check: bool = False, measure: Sequence[str] = (), cuobjdump_paths: Sequence[Path] = (),
+            uv: str | None = None, log: Callable[[str], None] = lambda _m: None) -> Report:
+    """Compare the matrix with the index; unless `check`, add the new releases to the matrix, their
+    GPU code measured from their wheels (kernels.toml). `measure` names releases already in the
+    matrix to measure again. `matrix_dir` None: the shipped matrix, which can be checked, not written.
     """
     if matrix_dir is None and not check:
         raise UsageError("no matrix folder to update: run from the checkout or pass --matrix DIR")
     matrix = matrix_mod.load(matrix_dir)  # a malformed matrix stops here (exit 2), untouched
+    unknown = [v for v in measure if matrix.release(v) is None]
+    if unknown:
+        raise UsageError(f"--measure: {', '.join(unknown)} not in the matrix (new releases are measured anyway)")
     label = str(matrix_dir / MATRIX_FILE) if matrix_dir else f"{matrix.source}/{MATRIX_FILE} (shipped)"
+    blocks: dict[Version, str] = {}
     with IndexClient(index_url, cache_dir=cache_dir, timeout=timeout, retries=retries) as client:
         report = compare(client, matrix, label)
+        if not check:
+            wanted = [r.version for r in report.new if r.build is not None and r.build.is_cuda_build]
+            wanted += [Version(v) for v in measure]
+            if wanted:
+                blocks = _measured_blocks(client, wanted, cache_dir, cuobjdump_paths, uv, index_url, log)
         report.requests = client.requests
     report.before = report.after = headline(matrix)
-    if check or not report.new:
+    report.measured = sorted(str(v) for v in blocks)
+    if check or not (report.new or blocks):
         return report
     assert matrix_dir is not None
-    path = matrix_dir / MATRIX_FILE
-    try:
-        before = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    if matrix_mod.parse({n: before if n == MATRIX_FILE else (matrix_dir / n).read_text(encoding="utf-8")
-                         for n in matrix_mod.FILES}, source=str(matrix_dir)) != matrix:
-        raise WorkFailed(f"{path} changed while refresh ran; nothing was written, run it again")
-    after = insert_releases(before, report.new)
-    texts = {}
-    for name in matrix_mod.FILES:
-        file = matrix_dir / name
-        texts[name] = after if name == MATRIX_FILE else file.read_text(encoding="utf-8")
-    refreshed = matrix_mod.parse(texts, source=str(matrix_dir))  # it must validate before it is written
+    texts = {name: _read(matrix_dir / name) for name in matrix_mod.FILES}
+    if matrix_mod.parse(texts, source=str(matrix_dir)) != matrix:
+        raise WorkFailed(f"{matrix_dir} changed while refresh ran; nothing was written, run it again")
+    changed = {MATRIX_FILE: insert_releases(texts[MATRIX_FILE], report.new), KERNELS_FILE: splice(texts[KERNELS_FILE], blocks)}
+    refreshed = matrix_mod.parse({**texts, **changed}, source=str(matrix_dir))  # validated before written
     _stale_temporaries(matrix_dir)
-    write_matrix_file(path, after)
+    for name, text in changed.items():
+        if text != texts[name]:
+            write_matrix_file(matrix_dir / name, text)
     report.written = True
     report.after = headline(refreshed)
     return report
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _measured_blocks(client: IndexClient, versions: Sequence[Version], cache_dir: Path,
+                     cuobjdump_paths: Sequence[Path], uv: str | None, index_url: str,
+                     log: Callable[[str], None]) -> dict[Version, str]:
+    """kernels.toml blocks for these releases, measured from their linux-64 wheels (downloaded
+    whole, cached, resumable). A wheel that cannot be read gets `unmeasured` with the reason."""
+    from datetime import datetime, timezone
+
+    from .cuobjdump import ToolMissing, find_tool
+    from .kernels import NotMeasured, measure_wheel, render
+
+    today = datetime.now(timezone.utc).date().isoformat()
+    try:
+        tools = find_tool(cache_dir / "tools", paths=cuobjdump_paths, uv=uv, index_url=index_url)
+    except ToolMissing as exc:
+        raise WorkFailed(f"cannot measure the new releases' GPU code: {exc}; nothing was written") from None
+    blocks = {}
+    for version in versions:
+        file = linux_wheel(client, version)
+        if file is None:
+            continue
+        log(f"measuring TensorFlow {version} from {file.filename} ...")
+        try:
+            wheel = client.download(file, cache_dir / "wheels")
+            kernels = measure_wheel(wheel, tools, sha256=file.sha256 or "", measured=today, filename=file.filename,
+                                    log=log)
+        except (NotMeasured, NotReadable) as why:
+            kernels = ReleaseKernels(file.filename, file.sha256 or "", today, (), unmeasured=str(why))
+        blocks[version] = render(str(version), kernels)
+    return blocks
 
 
 # --------------------------------------------------------------------------- what moved

@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from ..model import matrix as matrix_mod
 from ..model.facts import PLATFORMS, python_range
-from .index import IndexClient, IndexProblem, NotReadable
+from .index import IndexClient, IndexFile, IndexProblem, NotReadable
 from .wheels import BuildFacts, WheelGroup, and_cuda_requirements, index_releases, read_build, read_metadata
 
 DISTS = matrix_mod.DISTS  # ("tensorflow", "tensorflow-cpu")
@@ -204,6 +204,7 @@ class Report:
     differences: list[str]
     ignored_prereleases: list[str]
     written: bool = False
+    measured: list[str] = field(default_factory=list)  # releases whose GPU code was measured
     requests: int = 0
     seconds: float = 0.0
     before: dict[str, str | None] = field(default_factory=dict)  # headline() before and after
@@ -224,6 +225,7 @@ class Report:
             "differences": self.differences,
             "ignored_prereleases": self.ignored_prereleases,
             "written": self.written,
+            "measured": self.measured,
             "requests": self.requests,
             "seconds": round(self.seconds, 2),
             "before": self.before,
@@ -292,3 +294,13 @@ def compare(client: IndexClient, matrix: matrix_mod.Matrix, matrix_file: str) ->
     ignored = sorted((p for p in prereleases if Version(p) > newest_known), key=Version)
     return Report(client.url, matrix_file, [str(v) for v in sorted(known)], [str(v) for v in in_scope],
                   new, differences, ignored, requests=client.requests, seconds=time.monotonic() - start)
+
+
+def linux_wheel(client: IndexClient, version: Version) -> IndexFile | None:
+    """The release's linux-64 tensorflow wheel to measure: cp311's where there is one, else the newest."""
+    files = client.files("tensorflow") or ()
+    group = index_releases(files).get(version, {}).get("linux-64")
+    if group is None:
+        return None
+    cp311 = [f for f in group.files if "-cp311-" in f.filename]
+    return cp311[0] if cp311 else group.newest_file()

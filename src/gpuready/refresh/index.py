@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from urllib3.util.retry import Retry
 
 from ..errors import UsageError, WorkFailed
+from ..download import Artifact, DownloadFailed, Unreachable, fetch, host_of, why
 from ..files import WriteFailed, write_atomic
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -107,10 +108,10 @@ class IndexClient:
         try:
             return self.session.get(url, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Offline(f"cannot reach the package index at {_host(url)}: {_why(exc)}; "
+            raise Offline(f"cannot reach the package index at {host_of(url)}: {why(exc)}; "
                           "offline? nothing was changed") from None
         except requests.RequestException as exc:
-            raise IndexProblem(f"request to {_host(url)} failed: {_why(exc)}; nothing was changed") from None
+            raise IndexProblem(f"request to {host_of(url)} failed: {why(exc)}; nothing was changed") from None
 
     # -- project pages (PEP 691), revalidated with ETag / Last-Modified
 
@@ -167,13 +168,27 @@ class IndexClient:
             try:
                 data = response.content
             except requests.RequestException as exc:  # the connection broke mid-answer
-                raise Offline(f"lost the package index at {_host(file.url)}: {_why(exc)}; "
+                raise Offline(f"lost the package index at {host_of(file.url)}: {why(exc)}; "
                               "offline? nothing was changed") from None
         finally:
             response.close()
         if len(data) != end - start:
             raise NotReadable(f"a range request returned {len(data)} bytes, not {end - start}")
         return data
+
+    def download(self, file: IndexFile, folder: Path) -> Path:
+        """The whole file, in `folder` under its sha256 (cached, resumable, checked before use:
+        gpuready.download). NotReadable when it cannot be had or does not match."""
+        if not file.sha256:
+            raise NotReadable(f"the index gives no sha256 for {file.filename}: it cannot be checked")
+        self.requests += 1
+        artifact = Artifact(file.url, file.filename, file.sha256, file.size)
+        try:
+            return fetch(self.session, artifact, folder / f"{file.sha256}.whl", timeout=self.timeout[1])
+        except Unreachable as exc:
+            raise Offline(f"{exc.message}; offline? nothing was changed") from None
+        except DownloadFailed as exc:
+            raise NotReadable(exc.message) from None
 
     def size_of(self, file: IndexFile) -> int:
         if file.size is not None:
@@ -285,21 +300,3 @@ def check_index_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"--index: {url!r} is not an http(s) URL of a package index's simple API")
     return url if url.endswith("/") else url + "/"
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _why(exc: Exception) -> str:
-    """The innermost reason of a requests error, in a few words."""
-    text = str(exc)
-    match = re.search(r"Failed to resolve '([^']+)'", text)
-    if match:
-        return f"the host name {match.group(1)} does not resolve"
-    for pattern in (r"\[Errno -?\d+\] [^'\")(]+", r"Connection refused", r"timed out", r"Max retries exceeded"):
-        match = re.search(pattern, text)
-        if match:
-            return match.group(0).strip()
-    return type(exc).__name__

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from packaging.version import InvalidVersion, Version
 
@@ -17,32 +17,47 @@ from ..model import matrix as matrix_mod
 from .changes import NewRelease
 
 MATRIX_FILE = "tensorflow.toml"
+KERNELS_FILE = "kernels.toml"
 
 
-def insert_releases(text: str, new: Iterable[NewRelease]) -> str:
-    """tensorflow.toml's text with the new release blocks in version order (newest last).
+_HEADER = re.compile(r'^\[releases\."([^"]+)"\]\s*(#.*)?$')
 
-    Existing lines, comments included, are kept byte for byte.
-    """
+
+def _version_of(line: str) -> Version | None:
+    match = _HEADER.match(line.strip())
+    if not match:
+        return None
+    try:
+        return Version(match.group(1))
+    except InvalidVersion:
+        return None
+
+
+def splice(text: str, blocks: Mapping[Version, str]) -> str:
+    """`text` with each release block put in version order (newest last), replacing the release's
+    existing block where there is one. Every other line, comments included, is kept byte for byte."""
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    header = re.compile(r'^\[releases\."([^"]+)"\]\s*(#.*)?$')
-    for release in sorted(new, key=lambda r: r.version):
-        at = len(lines)
-        for i, line in enumerate(lines):
-            match = header.match(line.strip())
-            if match:
-                try:
-                    later = Version(match.group(1)) > release.version
-                except InvalidVersion:
-                    later = False
-                if later:
-                    at = i
-                    while at > 0 and lines[at - 1].lstrip().startswith("#"):
-                        at -= 1  # the comment lines just above a header belong to it
-                    break
-        block = release.render().splitlines(keepends=True)
+    for version, rendered in sorted(blocks.items()):
+        block = rendered.splitlines(keepends=True)
+        starts = [i for i, line in enumerate(lines) if _version_of(line) is not None]
+        here = next((i for i in starts if _version_of(lines[i]) == version), None)
+        if here is not None:  # replace: from its header to the next header (its comments stay)
+            end = next((i for i in starts if i > here), len(lines))
+            while end > here + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")) \
+                    and end != len(lines):
+                end -= 1
+            body = [line for line in block if not line.lstrip().startswith("#")]
+            while body and not body[-1].strip():
+                body.pop()
+            gap = end < len(lines) and lines[end].strip() != ""
+            lines[here:end] = body + (["\n"] if gap else [])
+            continue
+        at = next((i for i in starts if (_version_of(lines[i]) or version) > version), len(lines))
+        if at != len(lines):
+            while at > 0 and lines[at - 1].lstrip().startswith("#"):
+                at -= 1  # the comment lines just above a header belong to it
         if at == len(lines):
             if lines and lines[-1].strip():
                 block.insert(0, "\n")
@@ -52,6 +67,11 @@ def insert_releases(text: str, new: Iterable[NewRelease]) -> str:
                 block.insert(0, "\n")
         lines[at:at] = block
     return "".join(lines)
+
+
+def insert_releases(text: str, new: Iterable[NewRelease]) -> str:
+    """tensorflow.toml's text with the new release blocks in version order (newest last)."""
+    return splice(text, {release.version: release.render() for release in new})
 
 
 def write_matrix_file(path: Path, text: str) -> None:
