@@ -231,7 +231,7 @@ def test_nvml_partial_driver_kept_when_nothing_else_answers(host: FakeHost, matr
 
 
 def test_nvml_mig_instances(host: FakeHost, matrix: Any) -> None:
-    instances = tuple(FakeGpu(f"NVIDIA A100-SXM4-80GB MIG 1g.10gb", (8, 0), 9984, f"MIG-{i}fdaf0a5-179b-f636-d15d")
+    instances = tuple(FakeGpu("NVIDIA A100-SXM4-80GB MIG 1g.10gb", (8, 0), 9984, f"MIG-{i}fdaf0a5-179b-f636-d15d")
                       for i in range(3))
     nvml = FakeNvml(gpus=(FakeGpu(A100.name, A100.cc, A100.memory_mib, A100.uuid, mig_devices=instances), T4))
     facts = host.detect(matrix, nvml)

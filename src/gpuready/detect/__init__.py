@@ -99,7 +99,8 @@ def detect_host(matrix: Matrix | None = None, *, nvml: Any = None, root: str | o
     signs = frozenset(sign for f in found() for sign in f.signs)
     gpus = next((f.gpus for f in found() if f.gpus is not None), ())
     troubled = not complete() or any(not g.healthy for g in gpus)
-    if linux and troubled and (smi or (signs - {NO_LIBRARY}) or safe(lambda: nvidia_present(root_path), False)):
+    nvidia_seen = bool(smi or (signs - {NO_LIBRARY}) or safe(lambda: nvidia_present(root_path), False))
+    if linux and troubled and nvidia_seen:
         probe, kernel = _probe_kernel(lambda: probe_kernel_log(which, environ))
         results.append((probe, None))
 
@@ -122,7 +123,7 @@ def detect_host(matrix: Matrix | None = None, *, nvml: Any = None, root: str | o
         l4t=l4t,
     )
     seen = Seen(signs=signs, driver=driver, gpus=gpus, mig_devices=mig_devices, container=container, wsl=wsl,
-                jetson=jetson, l4t=l4t, smi_found=smi is not None, kernel=kernel)
+                jetson=jetson, l4t=l4t, smi_found=smi is not None, kernel=kernel, nvidia_seen=nvidia_seen)
     return facts.with_(notes=safe(lambda: compose(seen), ()))
 
 

@@ -31,11 +31,14 @@ class Seen:
     l4t: str | None
     smi_found: bool
     kernel: KernelLog | None = None
+    nvidia_seen: bool = False  # any sign of an NVIDIA driver or GPU here (module, nodes, nvidia-smi)
 
 
-def note(code: str, **values: object) -> Note:
+def note(code: str, problem: bool | None = None, **values: object) -> Note:
+    """The note `code` with its template's texts; `problem` overrides the template's severity."""
     made = finding(code, **values)
-    return Note(code=code, title=made.title, message=made.cause, fix=made.fix, problem=made.severity == PROBLEM)
+    return Note(code=code, title=made.title, message=made.cause, fix=made.fix,
+                problem=made.severity == PROBLEM if problem is None else problem)
 
 
 def compose(seen: Seen) -> tuple[Note, ...]:
@@ -46,7 +49,8 @@ def compose(seen: Seen) -> tuple[Note, ...]:
     if seen.jetson:
         notes.append(note("jetson", l4t=f"L4T R{seen.l4t}" if seen.l4t else "Tegra"))
     if container.detected and not container.dev_nvidia and not seen.wsl:
-        notes.append(note("container-no-gpu", kind=kind))
+        # a problem where something NVIDIA shows through; else perhaps a container meant for the CPU
+        notes.append(note("container-no-gpu", problem=seen.nvidia_seen or bool(signs - {NO_LIBRARY}), kind=kind))
     if NVML_UNKNOWN in signs and container.detected and container.dev_nvidia:
         notes.append(note("container-lost-gpus", kind=kind))
     elif NVML_UNKNOWN in signs:

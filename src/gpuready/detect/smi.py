@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from .. import proc
-from ..model.facts import Driver, Gpu, Probe
+from ..model.facts import Driver, Probe
 from . import smi_text
 from ._common import NO_DEVICES, NOT_LOADED, SMI, Failed, Found, Lookup, derived_cuda, describe, first_line, kind_of_words, noted
 

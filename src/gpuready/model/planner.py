@@ -252,7 +252,7 @@ def _no_gpu_detail(host: HostFacts) -> str:
     """Why there is no GPU to plan for, in the words of what detection found (a driver
     mismatch, a container that lost its GPUs, a Jetson) where it found something."""
     what_if = "pass --driver VERSION and --gpu CC for a what-if plan"
-    problem = next(iter(host.problems), None)
+    problem = next(iter(host.problems), None) or next(iter(host.notes), None)
     if problem is not None:
         return f"{problem.message} {problem.fix} ({what_if})"
     if not host.driver.present:
