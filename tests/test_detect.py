@@ -26,6 +26,7 @@ from rich.console import Console
 from gpuready import detect as D
 from gpuready.model.facts import Container, Driver, Gpu, HostFacts, Probe
 from gpuready.cli.render import show_facts
+from gpuready.model.planner import make_plan
 
 from .conftest import ROOT, run_cli
 from .detect_doubles.corpus import install
@@ -670,3 +671,22 @@ def test_real_task_with_fake_smi_first_on_path(host: FakeHost) -> None:
     assert [(g["name"], g["compute_capability"], g["memory_mib"]) for g in data["gpus"]] == [
         ("NVIDIA A100-SXM4-80GB", "8.0", 81920), ("Tesla T4", "7.5", 15360)]
     assert [p["name"] for p in data["probes"]] == ["nvml", "nvidia-smi"]
+
+
+def test_container_with_gpu_nodes_but_no_driver_libraries(host: FakeHost, matrix: Any) -> None:
+    """/dev/nvidia0 passed by hand (`--device`), without the NVIDIA runtime's libraries."""
+    host.write(".dockerenv")
+    host.write("dev/nvidia0")
+    facts = host.detect(matrix)  # NVML: libnvidia-ml.so.1 not found; no nvidia-smi
+    note = next(n for n in facts.problems if n.code == "container-no-driver-libraries")
+    assert "libnvidia-ml.so.1" in note.message and "--gpus all" in note.fix
+    assert "libnvidia-ml.so.1" in make_plan(facts, matrix).warnings[0].message
+
+
+def test_human_table_shows_broken_gpus_and_notes(host: FakeHost, matrix: Any) -> None:
+    facts = host.detect(matrix, FakeNvml(fail={"nvmlDeviceGetName:1": pynvml.NVMLError_GpuIsLost()}))
+    out = Console(record=True, width=250)
+    show_facts(facts, out)
+    text = out.export_text()
+    assert "nvmlDeviceGetName failed: GPU is lost" in text and "Problem: A GPU does not answer" in text
+    assert "Next step: Reboot the system" in text
