@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from ..model.facts import Container, Driver, HostFacts, Probe
 from ._common import NO_LIBRARY, NVML, PROC, SMI, Found, Lookup
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_NVML", "detect_host", "host_platform"]
 
+T = TypeVar("T")
 NO_NVML: Any = object()  # `nvml=NO_NVML`: probe as on a host where nvidia-ml-py is not installed
 
 
@@ -101,7 +102,7 @@ def detect_host(matrix: Matrix | None = None, *, nvml: Any = None, root: str | o
     troubled = not complete() or any(not g.healthy for g in gpus)
     nvidia_seen = bool(smi or (signs - {NO_LIBRARY}) or safe(lambda: nvidia_present(root_path), False))
     if linux and troubled and nvidia_seen:
-        probe, kernel = _probe_kernel(lambda: probe_kernel_log(which, environ))
+        probe, kernel = _probe(KERNEL_LOG, lambda: probe_kernel_log(which, environ))
         results.append((probe, None))
 
     driver = _driver(found(), kernel)
@@ -141,14 +142,7 @@ def _driver(found: list[Found], kernel: KernelLog | None) -> Driver:
     return Driver(driver.version, driver.cuda, driver.source, kernel_module=module)
 
 
-def _probe_kernel(run: Callable[[], tuple[Probe, KernelLog | None]]) -> tuple[Probe, KernelLog | None]:
-    try:
-        return run()
-    except Exception as exc:
-        return Probe(KERNEL_LOG, False, f"probe failed unexpectedly: {type(exc).__name__}: {exc}"), None
-
-
-def _probe(name: str, run: Callable[[], tuple[Probe, Found | None]]) -> tuple[Probe, Found | None]:
+def _probe(name: str, run: Callable[[], tuple[Probe, T | None]]) -> tuple[Probe, T | None]:
     """A probe that raises anyway (a bug, an odd OS error) is recorded, not raised."""
     try:
         return run()
