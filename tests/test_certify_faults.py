@@ -152,3 +152,14 @@ def test_a_check_that_cannot_start_is_a_failed_check(env: Path, tmp_path: Path) 
                                 limits={1: 5.0}, env={})
     [check] = run.checks
     assert check.name == "check-process" and check.status == FAIL and "could not be started" in check.reason
+
+
+@pytest.mark.parametrize("behave, quoted", [
+    ("fail-unknown", "CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access was encountered"),
+    ("fail-quiet", "gpu-ops: the GPU's matmul differs from the CPU's by 3.5"),
+])
+def test_a_failed_certificate_always_names_a_cause(env: Path, behave: str, quoted: str) -> None:
+    cert = misbehave(env, behave)
+    assert cert.status == FAILED
+    cause = next(f for f in cert.diagnosis if f.severity == "problem")
+    assert cause.id == "unrecognised-error" and quoted in cause.cause

@@ -26,8 +26,10 @@ from rich.console import Console
 from gpuready import detect as D
 from gpuready.model.facts import Container, Driver, Gpu, HostFacts, Probe
 from gpuready.cli.render import show_facts
+from gpuready.model.planner import make_plan
 
 from .conftest import ROOT, run_cli
+from .detect_doubles.corpus import install
 from .detect_doubles.fake_nvml import A100, RTX3080, T4, FakeGpu, FakeNvml
 
 DOUBLES = Path(__file__).resolve().parent / "detect_doubles"
@@ -59,15 +61,8 @@ class FakeHost:
     def smi(self, scenario: dict[str, Any], folder: Path | None = None) -> Path:
         """Install the fake nvidia-smi (first on PATH unless `folder` says elsewhere)."""
         folder = folder or self.bin
-        folder.mkdir(parents=True, exist_ok=True)
-        exe = folder / "nvidia-smi"
-        source = (DOUBLES / "fake_nvidia_smi.py").read_text(encoding="utf-8")
-        exe.write_text(f"#!{sys.executable}\n{source}", encoding="utf-8")
-        exe.chmod(0o755)
-        (folder / "nvidia-smi.json").write_text(json.dumps({"recorded": str(RECORDED), **scenario}),
-                                                encoding="utf-8")
         self.smi_dir = folder
-        return exe
+        return install(folder, "nvidia-smi", {"recorded": str(RECORDED), **scenario})
 
     def calls(self) -> list[list[str]]:
         if self.smi_dir is None or not (self.smi_dir / "nvidia-smi.calls").exists():
@@ -191,26 +186,61 @@ def test_nvml_init_failure_falls_back(host: FakeHost, matrix: Any, error: BaseEx
     assert "nvmlShutdown" not in nvml.calls  # nothing to shut down
 
 
-def test_nvml_device_call_failing_midway(host: FakeHost, matrix: Any) -> None:
+def test_nvml_a_gpu_that_fails_is_kept_broken_and_the_others_kept(host: FakeHost, matrix: Any) -> None:
     host.smi(A100_T4)
     nvml = FakeNvml(fail={"nvmlDeviceGetName:1": pynvml.NVMLError_GpuIsLost()})
     facts = host.detect(matrix, nvml)
-    nvml_probe = probe(facts, "nvml")
-    assert not nvml_probe.ok
-    assert "nvmlDeviceGetName (GPU 1) failed: GPU is lost" in nvml_probe.detail
-    assert "driver 535.104.05" in nvml_probe.detail
+    assert probe(facts, "nvml").ok and "GPU 1 not usable (nvmlDeviceGetName failed: GPU is lost)" in \
+        probe(facts, "nvml").detail
     assert nvml.calls[-1] == "nvmlShutdown"
-    # nvidia-smi gives the full answer instead
-    assert facts.driver.source == "nvidia-smi"
-    assert [g.name for g in facts.gpus] == ["NVIDIA A100-SXM4-80GB", "Tesla T4"]
+    assert facts.driver.source == "nvml" and host.calls() == [], "NVML's list is kept: nvidia-smi is not asked"
+    assert facts.gpus[0] == Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0", 81920, A100.uuid)
+    assert not facts.gpus[1].healthy and facts.gpus[1].problem == "nvmlDeviceGetName failed: GPU is lost"
+    assert facts.usable_gpus == facts.gpus[:1]
+    assert [n.code for n in facts.problems] == ["gpus-broken"]
+    assert names(facts) == ["nvml", "kernel-log"], "a broken GPU sends detection to the kernel log"
+
+
+@pytest.mark.parametrize("error, healthy", [
+    (pynvml.NVMLError_NotSupported(), True),  # a GB10 has no dedicated memory to report
+    (pynvml.NVMLError_FunctionNotFound(), True),
+    (pynvml.NVMLError_Unknown(), False),  # tests/data/corpus/nvidia-smi/074: fields say Unknown Error
+])
+def test_nvml_an_optional_query_that_fails_leaves_the_field_unknown(host: FakeHost, matrix: Any,
+                                                                    error: BaseException, healthy: bool) -> None:
+    nvml = FakeNvml(fail={"nvmlDeviceGetMemoryInfo:0": error})
+    facts = host.detect(matrix, nvml)
+    assert [g.index for g in facts.gpus] == [0, 1], "the list is never dropped for one query"
+    assert facts.gpus[0].memory_mib is None and facts.gpus[0].name == A100.name
+    assert facts.gpus[0].healthy is healthy
+    assert facts.gpus[1] == Gpu(1, "Tesla T4", "7.5", 15360, T4.uuid)
+    assert facts.driver == Driver("535.104.05", "12.2", "nvml")
+
+
+def test_nvml_a_handle_that_cannot_be_had_is_a_broken_gpu(host: FakeHost, matrix: Any) -> None:
+    facts = host.detect(matrix, FakeNvml(fail={"nvmlDeviceGetHandleByIndex:0": pynvml.NVMLError_Unknown()}))
+    assert facts.gpus[0] == Gpu(0, "", None, healthy=False, problem="nvmlDeviceGetHandleByIndex failed: Unknown Error")
+    assert facts.gpus[1].name == "Tesla T4" and facts.gpus[1].healthy
 
 
 def test_nvml_partial_driver_kept_when_nothing_else_answers(host: FakeHost, matrix: Any) -> None:
-    nvml = FakeNvml(fail={"nvmlDeviceGetMemoryInfo:0": pynvml.NVMLError_Unknown()})
+    nvml = FakeNvml(fail={"nvmlDeviceGetCount": pynvml.NVMLError_Unknown()})
     facts = host.detect(matrix, nvml)
     assert names(facts) == ["nvml", "nvidia-smi", "proc"]
     assert facts.driver == Driver("535.104.05", "12.2", "nvml")
     assert facts.gpus == ()  # no GPU list we can trust
+
+
+def test_nvml_mig_instances(host: FakeHost, matrix: Any) -> None:
+    instances = tuple(FakeGpu("NVIDIA A100-SXM4-80GB MIG 1g.10gb", (8, 0), 9984, f"MIG-{i}fdaf0a5-179b-f636-d15d")
+                      for i in range(3))
+    nvml = FakeNvml(gpus=(FakeGpu(A100.name, A100.cc, A100.memory_mib, A100.uuid, mig_devices=instances), T4))
+    facts = host.detect(matrix, nvml)
+    assert facts.gpus[0].mig and not facts.gpus[1].mig and facts.mig
+    assert [(m.gpu, m.index, m.profile, m.memory_mib) for m in facts.mig_devices] == [
+        (0, 0, "1g.10gb", 9984), (0, 1, "1g.10gb", 9984), (0, 2, "1g.10gb", 9984)]
+    mig = next(n for n in facts.notes if n.code == "mig-enabled")
+    assert not mig.problem and "3 MIG instances" in mig.message and "CUDA_VISIBLE_DEVICES=MIG-" in mig.fix
 
 
 @pytest.mark.parametrize("nvml, cuda, note", [
@@ -228,16 +258,21 @@ def test_nvml_cuda(host: FakeHost, matrix: Any, nvml: FakeNvml, cuda: str, note:
     assert note in facts.probes[0].detail
 
 
-@pytest.mark.parametrize("nvml, detail", [
-    (FakeNvml(driver="ERR!"), "NVML gave a malformed driver version 'ERR!'"),
-    (FakeNvml(gpus=(FakeGpu("\x07\x08", (8, 0), 1, A100.uuid),)), "malformed GPU name"),
-    (FakeNvml(gpus=(FakeGpu("Tesla T4", (7, 5), 1, "not-a-uuid"),)), "malformed GPU UUID"),
-    (FakeNvml(gpus=(FakeGpu("Tesla T4", (75, 10), 1, T4.uuid),)), "malformed compute capability '75.10'"),
-])
-def test_nvml_garbage_is_a_failed_probe(host: FakeHost, matrix: Any, nvml: FakeNvml, detail: str) -> None:
-    facts = host.detect(matrix, nvml)
-    assert not facts.probes[0].ok and detail in facts.probes[0].detail
+def test_nvml_garbage_driver_is_a_failed_probe(host: FakeHost, matrix: Any) -> None:
+    facts = host.detect(matrix, FakeNvml(driver="ERR!"))
+    assert not facts.probes[0].ok and "NVML gave a malformed driver version 'ERR!'" in facts.probes[0].detail
     assert facts.gpus == ()
+
+
+@pytest.mark.parametrize("nvml, detail", [
+    (FakeNvml(gpus=(FakeGpu("\x07\x08", (8, 0), 1, A100.uuid), T4)), "malformed GPU name"),
+    (FakeNvml(gpus=(FakeGpu("Tesla T4", (7, 5), 1, "not-a-uuid"), T4)), "malformed GPU UUID"),
+    (FakeNvml(gpus=(FakeGpu("Tesla T4", (75, 10), 1, T4.uuid), T4)), "malformed compute capability '75.10'"),
+])
+def test_nvml_garbage_about_one_gpu_breaks_that_gpu(host: FakeHost, matrix: Any, nvml: FakeNvml, detail: str) -> None:
+    facts = host.detect(matrix, nvml)
+    assert not facts.gpus[0].healthy and detail in facts.gpus[0].problem
+    assert facts.gpus[1] == Gpu(1, "Tesla T4", "7.5", 15360, T4.uuid)
 
 
 def test_nvml_not_installed(host: FakeHost, matrix: Any) -> None:
@@ -302,30 +337,40 @@ def test_smi_r470_retry_failing_too(host: FakeHost, matrix: Any) -> None:
     ({"query": {"signal": "SIGSEGV"}}, "nvidia-smi was killed by SIGSEGV (segmentation fault)"),
     ({"query": {"signal": "SIGABRT"}}, "killed by SIGABRT"),
     ({"query": {"text": ""}}, "nvidia-smi printed no GPU line"),
-    ({"query": {"text": "535.104.05, Tesla T4, 7.5, lots, " + T4.uuid + "\n"}},
-     "memory.total 'lots', not a whole number of MiB"),
-    ({"query": {"text": "ERR!, Tesla T4, 7.5, 15360, " + T4.uuid + "\n"}}, "malformed driver version 'ERR!'"),
     ({"query": {"text": "535.104.05, Tesla T4, 7.5\n"}}, "has 3 fields, expected 5"),
-    ({"query": {"text": "535.104.05, Tesla T4, sm75, 15360, " + T4.uuid + "\n"}},
-     "malformed compute capability 'sm75'"),
-    ({"query": {"text": "535.104.05, Tesla T4, 7.5, 15360, ???\n"}}, "malformed GPU UUID '???'"),
-    ({"query": {"text": "535.104.05, \udcff\udcfe, 7.5, 15360, " + T4.uuid + "\n"}}, "malformed GPU name"),
     ({"query": {"text": "535.104.05, A, 8.0, 1, " + A100.uuid + "\n535.54.03, B, 8.0, 1, " + T4.uuid + "\n"}},
      "line 2: driver 535.54.03 differs from 535.104.05"),
     ({"query": {"text": "Segmentation fault\n"}}, "has 1 fields, expected 5"),
-], ids=["no-driver", "no-devices", "exit-1", "segfault", "abort", "empty", "memory", "driver", "fields",
-        "cc", "uuid", "binary", "two-drivers", "prose"])
+], ids=["no-driver", "no-devices", "exit-1", "segfault", "abort", "empty", "fields", "two-drivers", "prose"])
 def test_smi_failure_falls_back_to_proc(host: FakeHost, matrix: Any, scenario: dict[str, Any],
                                         detail: str) -> None:
     host.smi(scenario)
     host.proc_version("proc_version.535.txt")
     facts = host.detect(matrix)
-    assert names(facts) == ["nvml", "nvidia-smi", "proc"]
+    assert names(facts) == ["nvml", "nvidia-smi", "proc", "kernel-log"]
     smi = probe(facts, "nvidia-smi")
     assert not smi.ok and detail in smi.detail, smi.detail
-    assert facts.driver == Driver("535.104.05", "12.2", "proc")
+    assert facts.driver == Driver("535.104.05", "12.2", "proc", kernel_module="535.104.05")
     assert facts.gpus == ()
     assert probe(facts, "proc").ok
+
+
+@pytest.mark.parametrize("row, problem", [
+    ("535.104.05, Tesla T4, 7.5, lots, " + T4.uuid, "memory.total 'lots', not a whole number of MiB"),
+    ("535.104.05, Tesla T4, sm75, 15360, " + T4.uuid, "malformed compute capability 'sm75'"),
+    ("535.104.05, Tesla T4, 7.5, 15360, ???", "malformed GPU UUID '???'"),
+    ("535.104.05, \udcff\udcfe, 7.5, 15360, " + T4.uuid, "malformed GPU name"),
+    ("535.104.05, [Unknown Error], [N/A], 15360, " + T4.uuid, "nvidia-smi shows name as [Unknown Error]"),
+    ("535.104.05, ERR!, ERR!, ERR!, ERR!", "nvidia-smi shows name as ERR!"),
+], ids=["memory", "cc", "uuid", "binary", "unknown-error", "err"])
+def test_smi_a_bad_row_breaks_its_gpu_and_keeps_the_others(host: FakeHost, matrix: Any, row: str,
+                                                           problem: str) -> None:
+    host.smi({"query": {"text": "535.104.05, NVIDIA A100-SXM4-80GB, 8.0, 81920, " + A100.uuid + "\n" + row + "\n"},
+              "banner": {"stdout": "a100_t4.banner.txt"}})
+    facts = host.detect(matrix)
+    assert facts.gpus[0] == Gpu(0, "NVIDIA A100-SXM4-80GB", "8.0", 81920, A100.uuid)
+    assert not facts.gpus[1].healthy and problem in facts.gpus[1].problem, facts.gpus[1]
+    assert facts.driver == Driver("535.104.05", "12.2", "nvidia-smi")
 
 
 def test_smi_timeout_is_short_and_recorded(host: FakeHost, matrix: Any) -> None:
@@ -383,9 +428,9 @@ def test_smi_na_fields(host: FakeHost, matrix: Any) -> None:
 def test_proc_version(host: FakeHost, matrix: Any, recorded: str, version: str, cuda: str) -> None:
     host.proc_version(recorded)
     facts = host.detect(matrix)
-    assert facts.driver == Driver(version, cuda, "proc")
+    assert facts.driver == Driver(version, cuda, "proc", kernel_module=version)
     assert facts.gpus == ()
-    assert names(facts) == ["nvml", "nvidia-smi", "proc"]
+    assert names(facts) == ["nvml", "nvidia-smi", "proc", "kernel-log"]
     assert probe(facts, "proc").detail.startswith(f"kernel module {version}, CUDA {cuda} derived")
 
 
@@ -531,14 +576,14 @@ def test_detection_never_raises(host: FakeHost, matrix: Any) -> None:
 def test_without_a_matrix_the_shipped_one_is_used(host: FakeHost) -> None:
     host.proc_version("proc_version.535.txt")
     facts = host.detect(None)
-    assert facts.driver == Driver("535.104.05", "12.2", "proc")
+    assert facts.driver == Driver("535.104.05", "12.2", "proc", kernel_module="535.104.05")
 
 
 def test_unloadable_matrix_makes_cuda_unknown(host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPUREADY_MATRIX", str(host.root / "nowhere"))
     host.proc_version("proc_version.535.txt")
     facts = host.detect(None)
-    assert facts.driver == Driver("535.104.05", None, "proc")
+    assert facts.driver == Driver("535.104.05", None, "proc", kernel_module="535.104.05")
     assert "CUDA unknown" in probe(facts, "proc").detail
 
 
@@ -549,8 +594,8 @@ def test_json_round_trip(host: FakeHost, matrix: Any) -> None:
     data = json.loads(json.dumps(facts.to_dict()))
     assert HostFacts.from_dict(data) == facts
     assert set(data) >= {"platform", "wsl", "python", "glibc", "driver", "gpus", "probes"}
-    assert set(data["gpus"][0]) == {"index", "name", "compute_capability", "memory_mib", "uuid"}
-    assert set(data["driver"]) == {"version", "cuda", "source"}
+    assert set(data["gpus"][0]) >= {"index", "name", "compute_capability", "memory_mib", "uuid"}
+    assert set(data["driver"]) >= {"version", "cuda", "source"}  # PRODUCT.md's fields, and new ones
 
 
 def test_human_table(host: FakeHost, matrix: Any) -> None:
@@ -622,7 +667,26 @@ def test_real_task_with_fake_smi_first_on_path(host: FakeHost) -> None:
                      timeout=60)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["driver"] == {"version": "535.104.05", "cuda": "12.2", "source": "nvidia-smi"}
+    assert data["driver"] == {"version": "535.104.05", "cuda": "12.2", "source": "nvidia-smi", "kernel_module": None}
     assert [(g["name"], g["compute_capability"], g["memory_mib"]) for g in data["gpus"]] == [
         ("NVIDIA A100-SXM4-80GB", "8.0", 81920), ("Tesla T4", "7.5", 15360)]
     assert [p["name"] for p in data["probes"]] == ["nvml", "nvidia-smi"]
+
+
+def test_container_with_gpu_nodes_but_no_driver_libraries(host: FakeHost, matrix: Any) -> None:
+    """/dev/nvidia0 passed by hand (`--device`), without the NVIDIA runtime's libraries."""
+    host.write(".dockerenv")
+    host.write("dev/nvidia0")
+    facts = host.detect(matrix)  # NVML: libnvidia-ml.so.1 not found; no nvidia-smi
+    note = next(n for n in facts.problems if n.code == "container-no-driver-libraries")
+    assert "libnvidia-ml.so.1" in note.message and "--gpus all" in note.fix
+    assert "libnvidia-ml.so.1" in make_plan(facts, matrix).warnings[0].message
+
+
+def test_human_table_shows_broken_gpus_and_notes(host: FakeHost, matrix: Any) -> None:
+    facts = host.detect(matrix, FakeNvml(fail={"nvmlDeviceGetName:1": pynvml.NVMLError_GpuIsLost()}))
+    out = Console(record=True, width=250)
+    show_facts(facts, out)
+    text = out.export_text()
+    assert "nvmlDeviceGetName failed: GPU is lost" in text and "Problem: A GPU does not answer" in text
+    assert "Next step: Reboot the system" in text

@@ -21,6 +21,7 @@ TITLES = {  # what a user reads as the cause, per signature id
     "unsupported-ptx-version": "The driver is too old for TensorFlow's PTX",
     "gpu-arch-unsupported": "This GPU architecture is not supported by the TensorFlow build",
     "cuda-init-failed": "CUDA initialisation failed (cuInit)",
+    "cuda-driver-not-loadable": "The NVIDIA driver library (libcuda) cannot be loaded",
     "cpu-only-build": "A CPU-only TensorFlow build",
     "nvml-driver-mismatch": "NVIDIA kernel module and driver libraries differ",
     "out-of-memory": "The GPU ran out of memory",

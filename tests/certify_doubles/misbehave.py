@@ -2,8 +2,9 @@
 
 It speaks the real check's command line and progress protocol, passes one check, starts a
 second one, and then does what --behave says: hang, hang with a child process, die by a signal,
-exit silently, print garbage or a JSON document that is not a result, or finish well after
-spending some time in each level (to prove the time limit is per level, not in total).
+exit silently, print garbage or a JSON document that is not a result, finish well after
+spending some time in each level (to prove the time limit is per level, not in total), or fail
+a check with an error no signature knows, or with no error line at all.
 """
 
 import argparse
@@ -41,10 +42,20 @@ event(event="level", level=1)
 event(event="start", name="import", level=1)
 event(event="check", check=PASSED)
 event(event="start", name="gpu-ops", level=1)
-log("2025-01-01 00:00:00.000000: E cuda_dnn.cc:361] Could not create cudnn handle: CUDNN_STATUS_INTERNAL_ERROR")
-
 behave = args.behave
-if behave == "hang":
+if behave not in ("fail-unknown", "fail-quiet"):
+    log("2025-01-01 00:00:00.000000: E cuda_dnn.cc:361] Could not create cudnn handle: CUDNN_STATUS_INTERNAL_ERROR")
+
+if behave in ("fail-unknown", "fail-quiet"):
+    if behave == "fail-unknown":
+        log("E0000 00:00:1748720220.035048      27 cuda_executor.cc:1] CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory"
+            " access was encountered")
+    failed = {"name": "gpu-ops", "level": 1, "title": "GPU ops agree with the CPU", "status": "fail",
+              "seconds": 0.1, "reason": "the GPU's matmul differs from the CPU's by 3.5", "details": {}}
+    event(event="check", check=failed)
+    print(json.dumps({"check": "misbehave", "level": 1, "checks": [PASSED, failed], "gpus": [],
+                      "tensorflow": {"version": "2.21.0"}, "errors": []}))
+elif behave == "hang":
     time.sleep(3600)
 elif behave == "hang-with-child":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])

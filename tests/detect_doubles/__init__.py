@@ -6,5 +6,6 @@ recorded outputs under `recorded/`. Those files follow the exact layout of real 
 the named drivers as published in NVIDIA's documentation and in public bug reports (the R470
 `compute_cap` error, the WSL "CUDA Version: ERR!" banner); they were not captured on a GPU
 machine, since none is available to this project's development. They live in tests/ only; the product uses the real pynvml
-and the real nvidia-smi.
+and the real nvidia-smi. `corpus.py` replays through them the real outputs users pasted into
+public threads (tests/data/corpus/nvidia-smi).
 """

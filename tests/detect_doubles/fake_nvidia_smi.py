@@ -6,7 +6,12 @@ line) in a folder put first on PATH, next to `nvidia-smi.json`, the scenario:
 
     {"query":      {"stdout": "recorded/a100_t4.query.csv", "exit": 0},
      "query_r470": {...},          # the retry without compute_cap
-     "banner":     {"text": "...", "exit": 0}}
+     "list":       {...},          # nvidia-smi -L
+     "banner":     {"text": "...", "exit": 0}}   # the call without arguments
+
+The same script, installed under another name, replays that program from `<name>.json` (the
+tests install it as `dmesg`, whose kernel log needs a loaded nvidia module, to answer with a
+kernel log a user pasted: its call without arguments is "banner" too).
 
 Each answer prints `stdout` (a file under recorded/) or `text` (lone surrogates such as
 "\udcff" are written as the raw, non-UTF-8 bytes they escape), then exits with `exit`, or
@@ -35,18 +40,21 @@ def which_call(args):
         return "query"
     if args == [QUERY_R470, FORMAT]:
         return "query_r470"
+    if args == ["-L"]:
+        return "list"
     return None
 
 
 def main():
     here = Path(sys.argv[0]).resolve().parent
+    name = Path(sys.argv[0]).name
     args = sys.argv[1:]
-    with open(here / "nvidia-smi.calls", "a", encoding="utf-8") as log:
+    with open(here / f"{name}.calls", "a", encoding="utf-8") as log:
         log.write(json.dumps(args) + "\n")
-    scenario = json.loads((here / "nvidia-smi.json").read_text(encoding="utf-8"))
+    scenario = json.loads((here / f"{name}.json").read_text(encoding="utf-8"))
     answer = scenario.get(which_call(args) or "", None)
     if answer is None:
-        print(f"fake nvidia-smi: no recorded answer for {args}", file=sys.stderr)
+        print(f"fake {name}: no recorded answer for {args}", file=sys.stderr)
         sys.exit(127)
     time.sleep(answer.get("sleep", 0))
     recorded = Path(scenario.get("recorded", RECORDED))

@@ -23,6 +23,7 @@ class FakeGpu:
     cc: tuple[int, int]
     memory_mib: int
     uuid: str
+    mig_devices: tuple[FakeGpu, ...] = ()  # MIG instances: the GPU is in MIG mode
 
 
 # Recorded answers of real GPUs (name, compute capability, total memory, UUID shape).
@@ -98,19 +99,40 @@ class FakeNvml:
             raise pynvml.NVMLError_InvalidArgument()
         return index
 
-    def nvmlDeviceGetName(self, handle: int) -> str | bytes:
+    def _gpu(self, handle: Any) -> FakeGpu:
+        """A GPU's handle is its index; a MIG instance's is (GPU index, slot)."""
+        if isinstance(handle, tuple):
+            return self.gpus[handle[0]].mig_devices[handle[1]]
+        return self.gpus[handle]
+
+    def nvmlDeviceGetName(self, handle: Any) -> str | bytes:
         self._call("nvmlDeviceGetName", handle)
-        return self._str(self.gpus[handle].name)
+        return self._str(self._gpu(handle).name)
+
+    def nvmlDeviceGetMigMode(self, handle: int) -> list[int]:
+        self._call("nvmlDeviceGetMigMode", handle)
+        on = int(bool(self.gpus[handle].mig_devices))
+        return [on, on]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: int) -> int:
+        self._call("nvmlDeviceGetMaxMigDeviceCount", handle)
+        return 7 if self.gpus[handle].mig_devices else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: int, slot: int) -> tuple[int, int]:
+        self._call("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        if slot >= len(self.gpus[handle].mig_devices):
+            raise pynvml.NVMLError_NotFound()
+        return handle, slot
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: int) -> tuple[int, int]:
         self._call("nvmlDeviceGetCudaComputeCapability", handle)
         return self.gpus[handle].cc
 
-    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any:
         self._call("nvmlDeviceGetMemoryInfo", handle)
-        total = self.gpus[handle].memory_mib * MIB
+        total = self._gpu(handle).memory_mib * MIB
         return type("c_nvmlMemory_t", (), {"total": total, "free": total, "used": 0})()
 
-    def nvmlDeviceGetUUID(self, handle: int) -> str | bytes:
+    def nvmlDeviceGetUUID(self, handle: Any) -> str | bytes:
         self._call("nvmlDeviceGetUUID", handle)
-        return self._str(self.gpus[handle].uuid)
+        return self._str(self._gpu(handle).uuid)

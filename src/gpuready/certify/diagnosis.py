@@ -16,8 +16,9 @@ from typing import Any, Mapping
 from .. import proc
 from ..model.certificate import FAIL, PROBLEM, Finding
 from ..model.facts import HostFacts
-from ..model.signatures import diagnose, finding, merge
-from .runner import CheckRun, child_environment, read_tail
+from ..model.signatures import UNRECOGNISED, diagnose, finding, merge
+from .logwindow import read_for_diagnosis
+from .runner import CheckRun, child_environment
 
 # ----------------------------------------------------------------------------- CUDA libraries
 
@@ -70,7 +71,7 @@ def diagnose_run(run: CheckRun | None, *, log: Path | None, host: HostFacts, pyt
     """Signatures in the captured text, plus what gpuready established itself. The library
     probe runs (unless `probe` is given) when TensorFlow misses GPUs or cannot load CUDA."""
     has_gpu = bool(host.gpus)
-    texts = [read_tail(log) if log else ""]
+    texts = [_read(log) if log else ""]
     if run is not None:
         texts += [run.stderr, run.stdout if run.result is None else ""]
         if run.result:
@@ -92,13 +93,28 @@ def diagnose_run(run: CheckRun | None, *, log: Path | None, host: HostFacts, pyt
     listed = len((run.result or {}).get("gpus") or []) if run else 0
     gpus_check = next((c for c in run.checks if c.name == "gpus-visible"), None) if run else None
     gpus_missing = has_gpu and gpus_check is not None and gpus_check.status == FAIL
-    library_signs = {"cuda-driver-not-found", "cuda-libraries-not-loaded", "cuda-init-failed"}
+    library_signs = {"cuda-driver-not-found", "cuda-libraries-not-loaded", "cuda-init-failed",
+                     "cuda-driver-not-loadable"}
     if gpus_missing or any(f.id in library_signs and f.severity == PROBLEM for f in found):
         probe = probe if probe is not None else probe_libraries(python, env=child_environment(prefix))
         own += library_findings(probe, host_has_gpu=has_gpu)
         if gpus_missing and not any(f.severity == PROBLEM for f in found + own):
             own.append(finding("gpus-not-visible", log=str(log), prefix=str(prefix),
                                     host_gpus=len(host.gpus), listed=listed))
+    failed = [c for c in (run.checks if run else ()) if c.status == FAIL]
+    if failed and not any(f.severity == PROBLEM for f in found + own):
+        # A failed run always names a cause: the failing checks' own words where no signature
+        # and no error line explains it.
+        reasons = "; ".join(f"{c.name}: {c.reason or 'failed'}" for c in failed)
+        own.append(finding(UNRECOGNISED, evidence=failed[0].reason,
+                           lines=f"no error line matches a known signature; the failed checks say: {reasons}"))
     return merge(found, own)
+
+
+def _read(log: Path) -> str:
+    try:
+        return read_for_diagnosis(log)
+    except OSError:
+        return ""
 
 

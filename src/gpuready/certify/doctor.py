@@ -2,7 +2,8 @@
 
 No training: an environment gets level 0 and the level-1 smoke check, the CUDA library probe and
 the diagnosis; a log file is matched against the failure signatures alone (it may come from any
-machine, so no host context applies).
+machine, so no host context applies), read in bounded memory however large it is
+(`logwindow`); this host is diagnosed from what detection found (its notes).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 from ..env.inventory import installed_packages
 from ..env.layout import read_install_record
 from ..errors import UsageError
-from ..model.certificate import FAIL, PROBLEM, Check, Finding
+from ..model.certificate import FAIL, INFO, PROBLEM, Check, Finding
 from ..model.facts import HostFacts
 from ..model.signatures import diagnose, merge
 from .diagnosis import diagnose_run, library_findings, probe_libraries
+from .logwindow import read_for_diagnosis
 from .level0 import level0
 from .runner import DEFAULT_LEVEL_TIMEOUT, child_environment, environment_python, expectations, run_check
 
@@ -41,8 +43,11 @@ class Diagnosis:
 
 
 def read_log(path: Path) -> str:
+    """What the diagnosis reads of a log: all of a small one, head, marks and tail of a huge one."""
+    if path.is_dir():
+        raise UsageError(f"cannot read the log file {path}: it is a directory")
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        return read_for_diagnosis(path)
     except OSError as exc:
         raise UsageError(f"cannot read the log file {path}: {exc.strerror or exc}") from None
 
@@ -53,7 +58,11 @@ def diagnose_log(path: Path, into: Diagnosis) -> None:
 
 
 def diagnose_host(host: HostFacts, into: Diagnosis) -> None:
+    """What detection found (a mismatch, a container that lost its GPUs, a Jetson, ...), then
+    the signatures in the probes' words."""
     into.sources.append("this host")
+    into.findings += [Finding(id=n.code, title=n.title, severity=PROBLEM if n.problem else INFO, cause=n.message,
+                              fix=n.fix) for n in host.notes]
     into.findings += diagnose("\n".join(p.detail for p in host.probes), host_has_gpu=bool(host.gpus))
 
 

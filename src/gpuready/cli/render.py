@@ -99,6 +99,8 @@ def show_facts(facts: HostFacts, out: Any = None) -> None:
             driver_text += ", the Windows driver"
     else:
         driver_text = "none found"
+    if driver.kernel_module and driver.kernel_module != driver.version:
+        driver_text += f"; kernel module {driver.kernel_module}"
     container = facts.container
     if container.detected:
         container_text = (f"{container.kind}, " +
@@ -116,18 +118,28 @@ def show_facts(facts: HostFacts, out: Any = None) -> None:
     table.add_row("NVIDIA driver", e(driver_text))
     table.add_row("conda", e("\n".join(facts.conda) or "none on PATH"))
     table.add_row("container", e(container_text))
+    if facts.jetson:
+        table.add_row("Jetson", e(f"yes (L4T R{facts.l4t})" if facts.l4t else "yes"))
     out.print(table)
 
     if facts.gpus:
         gpus = Table(title="GPUs", title_justify="left")
-        for column in ("index", "name", "compute capability", "memory (MiB)", "UUID"):
+        for column in ("index", "name", "compute capability", "memory (MiB)", "UUID", "state"):
             gpus.add_column(column)
         for gpu in facts.gpus:
-            gpus.add_row(str(gpu.index), e(gpu.name), e(gpu.compute_capability or "unknown"),
-                         "unknown" if gpu.memory_mib is None else str(gpu.memory_mib), e(gpu.uuid or "unknown"))
+            state = "[green]ok[/]" + (" (MIG on)" if gpu.mig else "") if gpu.healthy else f"[red]{e(gpu.problem or 'not usable')}[/]"
+            gpus.add_row(str(gpu.index), e(gpu.name or "unknown"), e(gpu.compute_capability or "unknown"),
+                         "unknown" if gpu.memory_mib is None else str(gpu.memory_mib), e(gpu.uuid or "unknown"), state)
         out.print(gpus)
     else:
         out.print("GPUs: none visible")
+    for mig in facts.mig_devices:
+        out.print(e(f"  MIG instance {mig.index} of GPU {mig.gpu}: {mig.profile or 'profile unknown'}, "
+                    f"{'memory unknown' if mig.memory_mib is None else f'{mig.memory_mib} MiB'}, {mig.uuid or 'UUID unknown'}"))
+    for note in facts.notes:
+        label = "[bold red]Problem:[/]" if note.problem else "[cyan]Note:[/]"
+        out.print(f"{label} [bold]{e(note.title)}[/]. {e(note.message)}")
+        out.print(f"  [bold]Next step:[/] {e(note.fix)}")
 
     probes = Table(title="Probes (in order)", title_justify="left")
     probes.add_column("probe")

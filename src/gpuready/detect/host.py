@@ -15,6 +15,7 @@ CONDA_EXECUTABLES = ("conda", "mamba", "micromamba")
 _WSL_MARKERS = ("microsoft", "wsl")
 _CGROUP_KINDS = (("kubepods", "kubernetes"), ("libpod", "podman"), ("docker", "docker"),
                  ("containerd", "containerd"), ("lxc", "lxc"))
+_TEGRA_RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+(?:\.\d+)*)")
 
 
 def host_platform(sys_platform: str | None = None, machine: str | None = None) -> str:
@@ -91,6 +92,26 @@ def detect_container(root: Path, environ: Mapping[str, str]) -> Container:
     except OSError:
         dev_nvidia = False
     return Container(detected=kind is not None, kind=kind, dev_nvidia=dev_nvidia)
+
+
+def detect_jetson(root: Path) -> tuple[bool, str | None]:
+    """A Jetson, and its L4T release: /etc/nv_tegra_release ("# R35 (release), REVISION: 4.1"
+    -> "35.4.1"), or a device tree naming a Tegra SoC (then the release is unknown)."""
+    text = read_text(root / "etc/nv_tegra_release")
+    if text is not None:
+        match = _TEGRA_RELEASE.search(text)
+        return True, f"{match.group(1)}.{match.group(2)}" if match else None
+    compatible = read_text(root / "proc/device-tree/compatible") or ""
+    return "nvidia,tegra" in compatible, None
+
+
+def nvidia_present(root: Path) -> bool:
+    """The nvidia kernel module is loaded, or has made its device nodes (even in a container)."""
+    try:
+        return (root / "sys/module/nvidia").exists() or (root / "proc/driver/nvidia").exists() or \
+            any((root / "dev").glob("nvidia*"))
+    except OSError:
+        return False
 
 
 def conda_executables(which: Callable[[str], str | None]) -> tuple[str, ...]:

@@ -37,17 +37,32 @@ def python_range(pythons: Iterable[str]) -> str:
 @dataclass(frozen=True)
 class Gpu:
     index: int
-    name: str
+    name: str  # "" when the GPU does not even answer with its name
     compute_capability: str | None  # "8.0", or None when it could not be known
     memory_mib: int | None = None
     uuid: str | None = None
+    healthy: bool = True  # False: the driver lists it but it does not answer (ERR!, lost, ...)
+    problem: str | None = None  # what is wrong with it, in the driver's words
+    mig: bool = False  # MIG mode on: CUDA sees its MIG instances (`mig_devices`), not the GPU
+
+
+@dataclass(frozen=True)
+class MigDevice:
+    """A MIG instance: what CUDA applications (TensorFlow) see in place of a MIG-mode GPU."""
+
+    gpu: int  # the index of the GPU it is carved from
+    index: int | None = None  # its number under that GPU
+    profile: str | None = None  # "1g.10gb"
+    uuid: str | None = None  # "MIG-..."
+    memory_mib: int | None = None
 
 
 @dataclass(frozen=True)
 class Driver:
     version: str | None = None  # "535.104.05" (the Windows number under WSL)
     cuda: str | None = None  # newest CUDA the driver supports, "12.2"
-    source: str | None = None  # "nvml" | "nvidia-smi" | "proc" | "override" | None
+    source: str | None = None  # "nvml" | "nvidia-smi" | "proc" | "kernel-log" | "override" | None
+    kernel_module: str | None = None  # the loaded kernel module's version, where it was read
 
     @property
     def present(self) -> bool:
@@ -71,6 +86,21 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Note:
+    """What detection found about the driver or the GPUs beyond the bare facts, and what to do.
+
+    `code` is stable (e.g. "driver-library-mismatch"); `problem` False is information (MIG is
+    on, an infoROM warning). The texts come from gpuready's data (signatures.toml's findings).
+    """
+
+    code: str
+    title: str
+    message: str
+    fix: str
+    problem: bool = True
+
+
+@dataclass(frozen=True)
 class HostFacts:
     platform: str
     python: str
@@ -82,11 +112,28 @@ class HostFacts:
     container: Container = field(default_factory=Container)
     probes: tuple[Probe, ...] = ()
     overridden: tuple[str, ...] = ()  # facts replaced by plan flags
+    mig_devices: tuple[MigDevice, ...] = ()
+    jetson: bool = False  # an NVIDIA Jetson (Tegra): its integrated GPU is not a desktop driver's
+    l4t: str | None = None  # the Jetson's Linux for Tegra release, "35.4.1"
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def usable_gpus(self) -> tuple[Gpu, ...]:
+        """The GPUs that answer: a plan serves these; a broken neighbour is reported, not planned."""
+        return tuple(g for g in self.gpus if g.healthy)
+
+    @property
+    def mig(self) -> bool:
+        return any(g.mig for g in self.gpus) or bool(self.mig_devices)
+
+    @property
+    def problems(self) -> tuple[Note, ...]:
+        return tuple(n for n in self.notes if n.problem)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["gpus"] = [asdict(g) for g in self.gpus]
-        data["probes"] = [asdict(p) for p in self.probes]
+        for key in ("gpus", "probes", "mig_devices", "notes"):
+            data[key] = [asdict(item) for item in getattr(self, key)]
         data["conda"] = list(self.conda)
         data["overridden"] = list(self.overridden)
         return data
@@ -104,6 +151,10 @@ class HostFacts:
             container=Container(**(data.get("container") or {})),
             probes=tuple(Probe(**p) for p in data.get("probes") or ()),
             overridden=tuple(data.get("overridden") or ()),
+            mig_devices=tuple(MigDevice(**m) for m in data.get("mig_devices") or ()),
+            jetson=bool(data.get("jetson", False)),
+            l4t=data.get("l4t"),
+            notes=tuple(Note(**n) for n in data.get("notes") or ()),
         )
 
     def with_(self, **changes: Any) -> HostFacts:

@@ -192,6 +192,10 @@ def apply_overrides(
         changed.append("gpus")
     if driver is not None or gpu is not None:
         check_possible(facts.driver.version, facts.gpus, matrix)
+    if driver is not None or gpu is not None or platform is not None:
+        # What detection said about the driver and GPUs (a mismatch, a Jetson, MIG) is not
+        # about the what-if host.
+        facts = facts.with_(notes=(), jetson=False, l4t=None, mig_devices=())
     return facts.with_(overridden=tuple(dict.fromkeys(changed)))
 
 

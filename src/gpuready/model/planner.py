@@ -257,19 +257,19 @@ def make_plan(host: HostFacts, matrix: Matrix, constraints: Constraints = Constr
             f"driver {host.driver.version} looks like a Linux driver number, but under WSL2 the Windows "
             "driver is what runs (nvidia-smi there prints e.g. 566.36; Device Manager 32.0.15.6636): the "
             "plan used the Windows column of Table 3 for it"))
-    if not host.driver.present or not host.gpus:
-        if not host.driver.present:
-            detail = "no NVIDIA driver found (pass --driver VERSION and --gpu CC for a what-if plan)"
-        else:
-            detail = (f"NVIDIA driver {host.driver.version} found but no GPU is visible "
-                      "(a container without GPU access? pass --gpu CC for a what-if plan)")
-        warnings.append(Finding(NO_GPU, detail))
+    usable = host.with_(gpus=host.usable_gpus)  # the rules serve the GPUs that answer
+    broken = [g for g in host.gpus if not g.healthy]
+    if not host.driver.present or not usable.gpus or host.jetson:
+        warnings.append(Finding(NO_GPU, _no_gpu_detail(host)))
     else:
         for release in candidates:
             build = _gpu_build(release, matrix, host.platform, constraints.flavor,
                                host.python if constraints.python_pinned else None)
             python = _python_for(build.pythons, host, constraints)
-            verdict = _check_gpu_build(build, host, matrix, python)
+            verdict = _check_gpu_build(build, usable, matrix, python)
+            if broken:
+                verdict.reasons.append(f"planned for the {len(usable.gpus)} GPU(s) that answer; not usable: " +
+                                       "; ".join(f"GPU {g.index} ({g.problem})" for g in broken))
             requirements: tuple[str, ...] = ()
             mode, install_reasons = "none", []
             if not verdict.problems and build.source == "pypi":
@@ -290,6 +290,22 @@ def make_plan(host: HostFacts, matrix: Matrix, constraints: Constraints = Constr
         warnings.append(Finding(CPU_FALLBACK, message))
 
     return _cpu_plan(candidates, host, matrix, constraints, warnings, rejected)
+
+
+def _no_gpu_detail(host: HostFacts) -> str:
+    """Why there is no GPU to plan for, in the words of what detection found (a driver
+    mismatch, a container that lost its GPUs, a Jetson) where it found something."""
+    what_if = "pass --driver VERSION and --gpu CC for a what-if plan"
+    problem = next(iter(host.problems), None) or next(iter(host.notes), None)
+    if problem is not None:
+        return f"{problem.message} {problem.fix} ({what_if})"
+    if not host.driver.present:
+        return f"no NVIDIA driver found ({what_if})"
+    if host.gpus:
+        return (f"NVIDIA driver {host.driver.version} found but no GPU answers: " +
+                "; ".join(f"GPU {g.index}: {g.problem}" for g in host.gpus) + f" ({what_if})")
+    return (f"NVIDIA driver {host.driver.version} found but no GPU is visible "
+            "(a container without GPU access? pass --gpu CC for a what-if plan)")
 
 
 def _gpu_plan(build: _Build, python: str, requirements: tuple[str, ...], mode: str, reasons: list[str],

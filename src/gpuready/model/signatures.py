@@ -2,7 +2,10 @@
 
 The signatures are data (gpuready/data/signatures.toml): each names a cause and the next step.
 `diagnose` matches them against a TensorFlow log, a check's errors, or a file a user gives;
-harmless ones are reported as information, never as the cause. Pure: the caller reads the text.
+harmless ones are reported as information, never as the cause, and error lines that no
+signature explains become `unrecognised-error`: an unknown error is never called healthy.
+Pure: the caller reads the text (a huge log through certify/logwindow.py, which keeps the lines
+around the marks `scan_patterns` gives).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ SIGNATURES_FILE = "signatures.toml"
 EVIDENCE_CHARS = 300
 FLAGS = re.IGNORECASE | re.MULTILINE
 _SIGNATURE_KEYS = {"id", "ref", "title", "severity", "any", "all", "unless", "names", "names_text",
-                   "harmless_without_gpu", "no_gpu_note", "cause", "fix"}
+                   "harmless_without_gpu", "no_gpu_note", "cause", "fix", "source"}
+UNRECOGNISED = "unrecognised-error"
+UNRECOGNISED_LINES = 5  # quoted in the finding
 _FINDING_KEYS = {"id", "title", "severity", "cause", "fix"}
 
 
@@ -40,6 +45,11 @@ class Signature:
     harmless_without_gpu: bool = False
     no_gpu_note: str | None = None
     ref: int | None = None
+    source: str | None = None  # where the wording was seen (documentation)
+
+    @property
+    def patterns(self) -> tuple[re.Pattern[str], ...]:
+        return self.any + self.all + self.unless
 
     def match(self, text: str) -> re.Match[str] | None:
         """The first match that makes this signature apply, or None."""
@@ -64,6 +74,31 @@ class Signatures:
     signatures: tuple[Signature, ...]
     findings: dict[str, dict[str, str]]  # templates of gpuready's own findings, by id
     source: str
+    error_lines: tuple[re.Pattern[str], ...] = ()  # what an error looks like ([unrecognised])
+
+    def scan_patterns(self) -> tuple[str, ...]:
+        """Every pattern whose lines a reader of a huge log must keep, as RE2 reads them."""
+        return tuple(_as_re2(p.pattern) for sig in self.signatures for p in sig.patterns) + \
+            tuple(_as_re2(p.pattern) for p in self.error_lines)
+
+
+def _as_re2(pattern: str) -> str:
+    """Python's end of text `\\Z` is RE2's `\\z`; the rest of the syntax used here is common."""
+    return pattern.replace("\\Z", "\\z")
+
+
+def _check_re2(patterns: Iterable[re.Pattern[str]], where: str) -> None:
+    """The reader of huge logs scans with RE2 (google-re2); a pattern it cannot compile would be
+    silently blind there, so it is refused here. Without google-re2 nothing is checked."""
+    try:
+        import re2
+    except ImportError:
+        return
+    for pattern in patterns:
+        try:
+            re2.compile("(?im)" + _as_re2(pattern.pattern))
+        except Exception as exc:
+            raise ValueError(f"{where}: pattern {pattern.pattern!r} is not RE2 syntax ({exc})") from None
 
 
 def _compile(raw: Any, where: str) -> tuple[re.Pattern[str], ...]:
@@ -103,13 +138,19 @@ def parse_signatures(text: str, source: str = SIGNATURES_FILE) -> Signatures:
                 names=_compile(raw["names"], where + ".names")[0] if raw.get("names") else None,
                 names_text=raw.get("names_text", "{names}"),
                 harmless_without_gpu=bool(raw.get("harmless_without_gpu", False)),
-                no_gpu_note=raw.get("no_gpu_note"), ref=raw.get("ref"),
+                no_gpu_note=raw.get("no_gpu_note"), ref=raw.get("ref"), source=raw.get("source"),
             )
             if not sig.any and not sig.all:
                 raise ValueError(f"{where}: needs 'any' or 'all' patterns")
             if sig.names is not None and sig.names.groups != 1:
                 raise ValueError(f"{where}.names: needs exactly one group")
+            _check_re2(sig.patterns, where)
             signatures.append(sig)
+        unrecognised = data.get("unrecognised", {})
+        if set(unrecognised) - {"lines"}:
+            raise ValueError(f"unrecognised: unknown keys {sorted(set(unrecognised) - {'lines'})}")
+        error_lines = _compile(unrecognised.get("lines", []), "unrecognised.lines")
+        _check_re2(error_lines, "unrecognised.lines")
         findings = {}
         for i, raw in enumerate(data.get("finding", [])):
             where = f"finding[{i}] ({raw.get('id', '?')})"
@@ -118,7 +159,9 @@ def parse_signatures(text: str, source: str = SIGNATURES_FILE) -> Signatures:
             findings[raw["id"]] = {k: raw[k] for k in _FINDING_KEYS}
     except (tomllib.TOMLDecodeError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(f"signatures file {source}: {exc}") from None
-    return Signatures(tuple(signatures), findings, source)
+    if error_lines and UNRECOGNISED not in findings:
+        raise UsageError(f"signatures file {source}: [unrecognised] needs the finding {UNRECOGNISED!r}")
+    return Signatures(tuple(signatures), findings, source, error_lines)
 
 
 @lru_cache(maxsize=1)
@@ -138,14 +181,17 @@ def _line_of(text: str, match: re.Match[str]) -> str:
 def diagnose(text: str, *, host_has_gpu: bool | None = None,
              signatures: Signatures | None = None) -> list[Finding]:
     """Every signature that matches `text`, in the signatures' order (the first problem is the
-    cause). host_has_gpu=False turns the signatures that are expected on a host without a GPU
-    into information; None means unknown (e.g. a log from another machine)."""
+    cause); where none is a problem, the error lines no matched signature explains, as
+    `unrecognised-error`. host_has_gpu=False turns the signatures that are expected on a host
+    without a GPU into information; None means unknown (e.g. a log from another machine)."""
     signatures = signatures or load_signatures()
     findings = []
+    matched = []
     for sig in signatures.signatures:
         found = sig.match(text)
         if found is None:
             continue
+        matched.append(sig)
         cause = sig.cause
         if sig.names is not None:
             names = list(dict.fromkeys(m.group(1) for m in sig.names.finditer(text)))
@@ -156,7 +202,37 @@ def diagnose(text: str, *, host_has_gpu: bool | None = None,
             severity, note = INFO, sig.no_gpu_note
         findings.append(Finding(id=sig.id, title=sig.title, severity=severity, cause=cause,
                                 fix=sig.fix, evidence=_line_of(text, found), ref=sig.ref, note=note))
+    if not any(f.severity == PROBLEM for f in findings):
+        lines = unexplained_errors(text, matched, signatures)
+        if lines:
+            findings.insert(0, finding(UNRECOGNISED, signatures, evidence=lines[0],
+                                       lines=" | ".join(f"'{line}'" for line in lines)))
     return findings
+
+
+def unexplained_errors(text: str, matched: Iterable[Signature], signatures: Signatures) -> list[str]:
+    """Lines that look like errors ([unrecognised]) outside every match of the signatures that
+    matched (a harmless one's E-level noise is explained): the first few, each once."""
+    if not signatures.error_lines:
+        return []
+    explained: list[tuple[int, int]] = []
+    for sig in matched:
+        for pattern in sig.any + sig.all:
+            explained += [(m.start(), m.end()) for m in pattern.finditer(text)]
+    out: list[str] = []
+    start = 0
+    for line in text.splitlines(keepends=True):
+        end = start + len(line)
+        bare = line.strip()
+        if bare and any(p.search(line) for p in signatures.error_lines) and \
+                not any(a < end and b > start for a, b in explained):
+            shown = bare if len(bare) <= EVIDENCE_CHARS else bare[:EVIDENCE_CHARS - 3] + "..."
+            if shown not in out:
+                out.append(shown)
+            if len(out) == UNRECOGNISED_LINES:
+                break
+        start = end
+    return out
 
 
 def primary(findings: Iterable[Finding]) -> Finding | None:
