@@ -131,3 +131,63 @@ def test_an_env_remedy_reaches_the_plan(matrix) -> None:
 ])
 def test_pinned_versions(line, pinned) -> None:
     assert K.pinned_versions([line]) == pinned
+
+
+# --------------------------------------------------------------------------- doctor names them
+
+
+@pytest.mark.parametrize("ident, tensorflow, ccs, origin, lines, applies, pinned", TABLE)
+def test_a_diagnosis_names_the_issue_exactly_where_it_applies(matrix, ident, tensorflow, ccs, origin, lines,
+                                                              applies, pinned) -> None:
+    """The same table from the other side: a failure with the issue's symptom, in an environment
+    with these facts, is named as the issue exactly when the issue applies to them."""
+    from gpuready.model.certificate import PROBLEM, Finding
+
+    issue = next(i for i in matrix.known_issues if i.id == ident)
+    pins = K.pinned_versions(lines)
+    if not all(name in pins for name in issue.packages):
+        pytest.skip("a package the issue names is not installed in this row")
+    context = K.Context(tensorflow=tensorflow, compute_capabilities=ccs, packages=tuple(pins.items()),
+                        platform="linux-64", flavor=origin)
+    found = Finding(id=issue.symptom, title="t", severity=PROBLEM, cause="c", fix="f")
+    named = K.name_known_issues([found], matrix, context)[0]
+    candidates = [i.id for i in K.candidates(matrix, issue.symptom, context)]
+    assert (ident in candidates) == applies
+    if applies:
+        assert named.known_issue == candidates[0] and ident in (named.note or "") + named.known_issue
+        assert issue.sources[0] in named.note or named.known_issue != ident
+
+
+def test_facts_of_a_log_narrow_the_candidates(matrix) -> None:
+    text = ("I0000 cuda_dnn.cc:529] Loaded cuDNN version 90300\n"
+            "Created device /job:localhost/replica:0/task:0/device:GPU:0 with 14000 MB memory: -> device: 0, "
+            "name: Tesla T4, pci bus id: 0000:00:04.0, compute capability: 7.5\n")
+    context = K.context_of_log(text)
+    assert context.compute_capabilities == ("7.5",)
+    assert dict(context.packages) == {"nvidia-cudnn-cu12": "9.3.0"}
+    assert [i.id for i in K.candidates(matrix, "cudnn-autotuner-no-config", context)] == ["tf221-cudnn-autotuner"]
+    on_pascal = K.context_of_log(text.replace("compute capability: 7.5", "compute capability: 6.1"))
+    assert [i.id for i in K.candidates(matrix, "cudnn-autotuner-no-config", on_pascal)] == \
+        ["tf221-autotuner-pre-turing"]
+    fixed = K.context_of_log(text.replace("90300", "92400"))
+    assert K.candidates(matrix, "cudnn-autotuner-no-config", fixed) == []
+
+
+def test_doctor_names_the_known_issue_of_a_real_log(tmp_path) -> None:
+    """tf-logs 021 (calad0i/HGQ2 issue 14): the autotuner failure is the tf221-cudnn-autotuner issue."""
+    import json
+    import tomllib
+
+    from .conftest import ROOT, run_cli
+
+    fixture = tomllib.loads((ROOT / "tests/data/corpus/tf-logs/021-autotuner-no-config-hgq2-tf221.toml")
+                            .read_text(encoding="utf-8"))
+    log = tmp_path / "fit.log"
+    log.write_text(fixture["log"], encoding="utf-8")
+    out = run_cli("doctor", "--log", str(log), "--json")
+    assert out.returncode == 1, out.stderr
+    first = json.loads(out.stdout)["diagnosis"][0]
+    assert (first["id"], first["known_issue"]) == ("cudnn-autotuner-no-config", "tf221-cudnn-autotuner")
+    assert "nvidia-cudnn-cu12==9.24.0.43" in first["note"]
+    human = run_cli("doctor", "--log", str(log))
+    assert "Known issue tf221-cudnn-autotuner" in human.stdout

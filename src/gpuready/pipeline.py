@@ -208,13 +208,15 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
                                     f"overridden); run `invoke certify --prefix {where}` on that host")
     else:
         from .certify.service import certify
+        from .model.matrix import load as load_matrix
 
         with steps.step(f"Certifying (level {level})") as update:
             def on_event(kind: str, data: Any) -> None:
                 update(f"level {data}" if kind == "level" else str(getattr(data, "name", data)))
 
             certificate = certify(where, level=level, allow_cpu=allow_cpu, host=plan.host,
-                                  timeout=certify_timeout, on_event=on_event)
+                                  timeout=certify_timeout, on_event=on_event,
+                                  matrix=load_matrix(settings.matrix_dir))
         outcome.certificate = certificate.status
         outcome.certificate_note = f"certificate: {certificate_path(where)}"
         certificate_sha = sha256_file(certificate_path(where))

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+
 from ..env.inventory import installed_packages
 from ..env.layout import read_install_record
 from ..errors import UsageError
 from ..model.certificate import FAIL, INFO, PROBLEM, Check, Finding
 from ..model.facts import HostFacts
+from ..model.known_issues import Context, context_of_environment, context_of_log, name_known_issues
+from ..model.matrix import Matrix
 from ..model.signatures import diagnose, merge
 from .diagnosis import diagnose_run, library_findings, probe_libraries
 from .logwindow import read_for_diagnosis
@@ -52,21 +55,30 @@ def read_log(path: Path) -> str:
         raise UsageError(f"cannot read the log file {path}: {exc.strerror or exc}") from None
 
 
-def diagnose_log(path: Path, into: Diagnosis) -> None:
-    into.findings += diagnose(read_log(path))
+def diagnose_log(path: Path, into: Diagnosis, matrix: Matrix | None = None) -> None:
+    text = read_log(path)
+    findings = diagnose(text)
+    if matrix is not None:
+        findings = name_known_issues(findings, matrix, context_of_log(text))
+    into.findings += findings
     into.sources.append(f"log {path}")
 
 
-def diagnose_host(host: HostFacts, into: Diagnosis) -> None:
+def diagnose_host(host: HostFacts, into: Diagnosis, matrix: Matrix | None = None) -> None:
     """What detection found (a mismatch, a container that lost its GPUs, a Jetson, ...), then
     the signatures in the probes' words."""
     into.sources.append("this host")
     into.findings += [Finding(id=n.code, title=n.title, severity=PROBLEM if n.problem else INFO, cause=n.message,
                               fix=n.fix) for n in host.notes]
-    into.findings += diagnose("\n".join(p.detail for p in host.probes), host_has_gpu=bool(host.gpus))
+    findings = diagnose("\n".join(p.detail for p in host.probes), host_has_gpu=bool(host.gpus))
+    if matrix is not None:
+        context = Context(compute_capabilities=tuple(g.compute_capability for g in host.gpus if g.compute_capability),
+                          platform=host.platform)
+        findings = name_known_issues(findings, matrix, context)
+    into.findings += findings
 
 
-def diagnose_environment(target: Path, host: HostFacts, into: Diagnosis) -> None:
+def diagnose_environment(target: Path, host: HostFacts, into: Diagnosis, matrix: Matrix | None = None) -> None:
     """Level 0 and the level-1 smoke check (no training), the library probe, the diagnosis."""
     python = environment_python(target)
     into.sources.append(f"environment {target}")
@@ -83,7 +95,11 @@ def diagnose_environment(target: Path, host: HostFacts, into: Diagnosis) -> None
         findings = diagnose_run(run, log=log, host=host, python=python, prefix=target, probe=probe)
     into.checks += checks
     into.libraries = probe
-    into.findings += merge(findings, library_findings(probe, host_has_gpu=bool(host.gpus)))
+    findings = merge(findings, library_findings(probe, host_has_gpu=bool(host.gpus)))
+    if matrix is not None:
+        context = context_of_environment(record.inputs if record else None, installed, host)
+        findings = name_known_issues(findings, matrix, context)
+    into.findings += findings
 
 
 def finish(diagnosis: Diagnosis) -> Diagnosis:

@@ -25,6 +25,8 @@ from ..files import sha256_file
 from ..model.certificate import FAILED, Certificate, Throughput, decide_status
 from ..model.facts import HostFacts
 from ..model.flags import DEFAULT_LEVEL, LEVELS
+from ..model.known_issues import context_of_environment, name_known_issues
+from ..model.matrix import Matrix
 from ..model.records import RecordError
 from .diagnosis import diagnose_run
 from .level0 import level0
@@ -54,13 +56,14 @@ def default_host() -> HostFacts:
 def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False,
             timeout: float | None = None, host: HostFacts | None = None,
             on_event: EventHandler | None = None, script: Path | None = None,
-            extra_args: tuple[str, ...] = (), write: bool = True) -> Certificate:
+            extra_args: tuple[str, ...] = (), write: bool = True, matrix: Matrix | None = None) -> Certificate:
     """Certify the environment at `prefix` up to `level`; write and return the certificate.
 
     timeout: the time limit of each level in seconds (default DEFAULT_LEVEL_TIMEOUT).
     allow_cpu: recorded in the certificate; a cpu-only certificate then exits 0.
     on_event(kind, data): progress ("level", n), ("start", check name), ("check", Check).
     script / extra_args: another check script and arguments (tests, fault injection).
+    matrix: names the known issue a failure signature is (Finding.known_issue).
     Raises UsageError for a bad level, a missing prefix or one without a Python."""
     if level not in LEVELS:
         raise UsageError(f"--level must be one of {', '.join(map(str, LEVELS))}, not {level}")
@@ -96,6 +99,9 @@ def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False
     else:
         gpus_used = len(gpus)
     findings = diagnose_run(run, log=log, host=host, python=python, prefix=prefix)
+    if matrix is not None:
+        findings = name_known_issues(findings, matrix,
+                                     context_of_environment(record.inputs if record else None, installed, host))
     cert = Certificate(
         status=decide_status(checks, gpus_used), level=level, prefix=str(prefix), checks=tuple(checks),
         python=str(python), env=record.env if record else None, host=host,

@@ -119,7 +119,7 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
     err = console(stderr=True)
     err.print(e(f"Certifying {target} up to level {chosen} ..."))
     cert = service.certify(target, level=chosen, allow_cpu=allow_cpu, timeout=seconds,
-                           host=_host(conf), on_event=_progress(err))
+                           host=_host(conf), on_event=_progress(err), matrix=load_matrix(conf))
     if junit_path is not None:
         write_junit(cert, junit_path)
     path = certificate_path(target)
@@ -139,15 +139,16 @@ def doctor(c, env=None, prefix=None, log=None, json=False):
     from ..certify import doctor as doctor_mod
 
     conf = settings(c)
+    matrix = load_matrix(conf)
     result = doctor_mod.Diagnosis()
     if log is not None:
-        doctor_mod.diagnose_log(Path(log).expanduser(), result)
+        doctor_mod.diagnose_log(Path(log).expanduser(), result, matrix)
     if env or prefix or log is None:
         host = _host(conf)
         if env or prefix:
-            doctor_mod.diagnose_environment(target_prefix(conf, env, prefix), host, result)
+            doctor_mod.diagnose_environment(target_prefix(conf, env, prefix), host, result, matrix)
         else:
-            doctor_mod.diagnose_host(host, result)
+            doctor_mod.diagnose_host(host, result, matrix)
     doctor_mod.finish(result)
     if json:
         print_json(result.to_dict())

@@ -261,6 +261,8 @@ def show_findings(findings: list[Finding], out: Console) -> None:
         out.print(f"  [bold]Next step:[/] {escape(finding.fix)}")
         if finding.evidence:
             out.print(f"  [dim]seen: {escape(finding.evidence)}[/]")
+        if finding.known_issue and finding.note:
+            out.print(f"  [bold]{escape(finding.note)}[/]")
     for finding in findings:
         if finding.severity != PROBLEM:
             out.print(f"[cyan]Note:[/] {escape(finding.title)}: {escape(finding.note or finding.cause)}")

@@ -110,3 +110,85 @@ def apply(matrix: Matrix, tensorflow: str, host: HostFacts, platform: str, flavo
             message = f"{issue.title} ({issue.id}; {where}). No remedy is known: {remedy.advice}"
         applied.append(Applied(issue, requirements, conda_packages, environment, message))
     return applied
+
+
+# --------------------------------------------------------------------------- naming them in a diagnosis
+
+_LOG_CC = re.compile(r"compute capability:? (\d+\.\d+)", re.IGNORECASE)
+_LOG_CUDNN = re.compile(r"Loaded cuDNN version (\d+)")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What is known of where a failure happened; an unknown fact rules no issue out."""
+
+    tensorflow: str | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    packages: tuple[tuple[str, str], ...] = ()  # (canonical name, version) installed
+    platform: str | None = None
+    flavor: str | None = None  # where TensorFlow comes from: "pip" or "conda"
+
+
+def context_of_log(text: str) -> Context:
+    """The facts a TensorFlow log states about its machine: GPU compute capabilities, and the
+    cuDNN it loaded ("Loaded cuDNN version 90300" is 9.3.0)."""
+    ccs = tuple(dict.fromkeys(_LOG_CC.findall(text)))
+    packages: tuple[tuple[str, str], ...] = ()
+    match = _LOG_CUDNN.search(text)
+    if match and len(match.group(1)) >= 5:
+        number = int(match.group(1))
+        packages = (("nvidia-cudnn-cu12", f"{number // 10000}.{number // 100 % 100}.{number % 100}"),)
+    return Context(compute_capabilities=ccs, packages=packages)
+
+
+def candidates(matrix: Matrix, symptom: str, context: Context) -> list[KnownIssue]:
+    """The known issues with this symptom that the known facts of `context` do not rule out."""
+    found = []
+    installed = dict(context.packages)
+    for issue in matrix.known_issues:
+        if issue.symptom != symptom:
+            continue
+        if context.tensorflow and not issue.tensorflow.contains(context.tensorflow, prereleases=True):
+            continue
+        if context.platform and context.platform not in issue.platforms:
+            continue
+        if context.flavor and issue.flavor not in ("any", context.flavor):
+            continue
+        if context.compute_capabilities and issue.compute_capabilities and \
+                not set(context.compute_capabilities) & set(issue.compute_capabilities):
+            continue
+        if any(name in installed and not _contains(spec, installed[name]) for name, spec in issue.packages.items()):
+            continue
+        found.append(issue)
+    return found
+
+
+def name_known_issues(findings: Iterable, matrix: Matrix, context: Context) -> list:
+    """The findings, each whose signature is a known issue's symptom naming that issue
+    (`known_issue`, and a note with its source and remedy)."""
+    out = []
+    for item in findings:
+        issues = candidates(matrix, item.id, context)
+        if not issues:
+            out.append(item)
+            continue
+        first = issues[0]
+        remedy = first.remedy
+        what = (f"pin {remedy.requirement}" if remedy.kind == "pin" else
+                f"set {remedy.name}={remedy.value}" if remedy.kind == "env" else remedy.advice)
+        note = f"Known issue {first.id}: {first.title} ({first.sources[0]}). Remedy: {what}."
+        if len(issues) > 1:
+            note += " Also possible: " + ", ".join(i.id for i in issues[1:]) + "."
+        if item.note:
+            note = f"{item.note} {note}"
+        out.append(item.model_copy(update={"known_issue": first.id, "note": note}))
+    return out
+
+
+def context_of_environment(inputs, installed: dict[str, str], host: HostFacts) -> Context:
+    """The facts of an installed environment (its Inputs, may be None) on this host."""
+    return Context(
+        tensorflow=inputs.tensorflow if inputs is not None else None,
+        compute_capabilities=tuple(g.compute_capability for g in host.gpus if g.compute_capability),
+        packages=tuple(installed.items()), platform=host.platform,
+        flavor=(("conda" if inputs.source == "conda-forge" else "pip") if inputs is not None else None))
