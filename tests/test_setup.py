@@ -41,7 +41,8 @@ class FakeCertify:
     def __init__(self, status: str = "cpu-only") -> None:
         self.status, self.calls = status, []
 
-    def certify(self, prefix, *, level=2, allow_cpu=False, timeout=None, host=None, on_event=None):
+    def certify(self, prefix, *, level=2, allow_cpu=False, timeout=None, host=None, on_event=None,
+                matrix=None):
         self.calls.append((Path(prefix), level))
         certificate_path(prefix).write_text(json.dumps({"status": self.status, "level": level}))
         self.level = level
