@@ -10,6 +10,7 @@ any work starts.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,6 +53,13 @@ class Settings(BaseModel):
     allow_python_downloads: bool = False
     # The uv executable; None = the one of gpuready's `uv` dependency, else PATH.
     uv: str | None = None
+
+    def cache_path(self, part: str) -> Path:
+        """A folder of gpuready's cache (gpuready.cache_dir, else the user's cache folder)."""
+        import platformdirs
+
+        root = Path(self.cache_dir).expanduser() if self.cache_dir else Path(platformdirs.user_cache_dir("gpuready"))
+        return root / part
 
 
 SETTING_NAMES = tuple(Settings.model_fields)
