@@ -33,3 +33,12 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
     invoke = Path(sys.executable).with_name("invoke")
     return subprocess.run([str(invoke), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def promtool() -> str | None:
+    """Prometheus's own checker: on PATH, or where scripts/test.sh unpacks Debian's package."""
+    import shutil
+
+    found = shutil.which("promtool")
+    unpacked = ROOT / ".venv" / "opt" / "prometheus" / "usr" / "bin" / "promtool"
+    return found or (str(unpacked) if unpacked.is_file() else None)

@@ -53,6 +53,9 @@ class Settings(BaseModel):
     allow_python_downloads: bool = False
     # The uv executable; None = the one of gpuready's `uv` dependency, else PATH.
     uv: str | None = None
+    # install: a folder of wheels to install from alone, with no index and no network (a
+    # bundle's wheels/, which `setup --bundle` and `install --bundle` set); None = the index.
+    wheels_dir: str | None = None
 
     def cache_path(self, part: str) -> Path:
         """A folder of gpuready's cache (gpuready.cache_dir, else the user's cache folder)."""

@@ -113,11 +113,14 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
         allow_cpu: bool = False, force: bool = False, yes: bool = False,
         steps: Steps | None = None, confirm: Callable[[str], bool] | None = None,
         interactive: bool = False, certify_timeout: float | None = None,
-        plan_seconds: float = 0.0) -> Outcome:
+        plan_seconds: float = 0.0, bundle: Path | None = None) -> Outcome:
     """Run the pipeline for `plan`; return what happened (the caller prints it and exits with its code).
 
     confirm(question) is asked before an existing environment is replaced, when `interactive`
     and not `yes`; without a terminal and without --yes setup stops (exit 2) instead.
+
+    With `bundle` (a folder `bundle.check_bundle` accepted), the lock is the bundle's and the
+    packages come from its wheels/ alone: nothing is locked and nothing is fetched.
     """
     from .detect.host import host_platform
 
@@ -131,6 +134,9 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
         raise UsageError(f"the plan is for {plan.platform} and this host is {host_platform()}: an "
                          "environment installs only on its own platform (`invoke lock` with the same "
                          "flags makes its lock for that host)")
+    if bundle is not None:
+        settings = settings.model_copy(update={"envs_dir": str(bundle / "env"),
+                                               "wheels_dir": str(bundle / "wheels")})
     where = resolve_prefix(plan.env, prefix, settings)
     outcome = Outcome(plan=plan, prefix=where, flavor=plan.flavor, seconds=seconds)
 
@@ -161,8 +167,14 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
 
     # lock
     t = time.perf_counter()
-    if folder is not None and current:
+    if folder is not None and current and bundle is not None:
+        outcome.lock_note = f"the bundle's env/{folder.name}/{folder.lock_file.name}"
+    elif folder is not None and current:
         outcome.lock_note = f"reused envs/{folder.name}/{folder.lock_file.name} (current)"
+    elif bundle is not None:
+        raise UsageError(f"the bundle {bundle} holds no current lock for this host's plan {plan.env}; "
+                         "make the bundle with this host's plan flags (invoke bundle ...). Nothing was "
+                         "installed")
     else:
         from .lock import lock_plan
 

@@ -69,12 +69,15 @@ def registry_for(cert: Certificate, *, verified: bool | None = None,
         checks.labels(**base, check=check.name, level=str(check.level)).set(CHECK_VALUES[check.status])
 
     throughput = cert.throughput
+    ratio = throughput and throughput.ratio
+    if throughput and ratio is None and throughput.gpu_images_per_second and throughput.cpu_images_per_second:
+        ratio = throughput.gpu_images_per_second / throughput.cpu_images_per_second
     for name, value, text in (
             ("gpuready_gpu_images_per_second", throughput and throughput.gpu_images_per_second,
              "Conv2D training throughput on the GPU, images per second"),
             ("gpuready_cpu_images_per_second", throughput and throughput.cpu_images_per_second,
              "the same training on the CPU, images per second"),
-            ("gpuready_gpu_cpu_ratio", throughput and throughput.ratio, "GPU images per second / CPU images per second")):
+            ("gpuready_gpu_cpu_ratio", ratio, "GPU images per second / CPU images per second")):
         if value is not None:
             Gauge(name, text, names, registry=registry).labels(**base).set(float(value))
 
@@ -107,10 +110,25 @@ def check_prom_path(path: str | os.PathLike[str]) -> Path:
     return target
 
 
-def write_prom(path: str | os.PathLike[str], cert: Certificate, *, verified: bool | None = None) -> Path:
+def registry_missing(prefix: str | os.PathLike[str]) -> CollectorRegistry:
+    """The metrics of an environment with no readable certificate: not certified, not verified."""
+    registry = CollectorRegistry()
+    base = {"env": Path(prefix).name, "prefix": str(prefix)}
+    Gauge("gpuready_certified", "1 when the environment is certified to train on the GPU, else 0",
+          [*base, "tensorflow", "cuda", "level"], registry=registry).labels(
+        **base, tensorflow="", cuda="", level="").set(0)
+    Gauge("gpuready_certificate_verified", "1 when certify --verify found the certificate still holds, 0 drift",
+          list(base), registry=registry).labels(**base).set(0)
+    return registry
+
+
+def write_prom(path: str | os.PathLike[str], cert: Certificate | None, *, verified: bool | None = None,
+               prefix: str | os.PathLike[str] | None = None) -> Path:
+    """Write the metrics of `cert` (None: no readable certificate at `prefix`) atomically."""
     target = Path(path)
+    registry = registry_for(cert, verified=verified) if cert is not None else registry_missing(prefix or "")
     try:
-        write_to_textfile(str(target), registry_for(cert, verified=verified))
+        write_to_textfile(str(target), registry)
     except OSError as error:
         raise WriteFailed(f"cannot write {target}: {describe_os_error(error)}; the previous file is as it was") from None
     return target

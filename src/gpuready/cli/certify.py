@@ -25,6 +25,8 @@ CERTIFY_HELP = {
     "junit": "also write the checks as JUnit XML to this file",
     "verify": "only say whether the existing certificate still holds (no TensorFlow import)",
     "timeout": "time limit per level in seconds (default 600, or the gpuready.certify_timeout setting)",
+    "prom": "also write the certificate as Prometheus metrics to this .prom file (node_exporter's "
+            "textfile collector), atomically; with --verify, whether it still holds",
 }
 DOCTOR_HELP = {
     "env": "diagnose the environment of this name",
@@ -86,7 +88,7 @@ def _progress(out: Any):
 @task(help=CERTIFY_HELP)
 @cli_errors
 def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, junit=None, verify=False,
-            timeout=None):
+            timeout=None, prom=None):
     """Prove that an environment trains a Conv2D model on the GPU; write its certificate."""
     from ..certify import service
     from ..certify.junit import write_junit
@@ -97,10 +99,19 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
     chosen = parse_level(DEFAULT_LEVEL if level is None else level)
     seconds = _timeout(conf, timeout)
     junit_path = check_writable(junit, "--junit") if junit is not None else None
+    prom_path = None
+    if prom is not None:
+        from ..certify.metrics import check_prom_path
+
+        prom_path = check_prom_path(prom)
     target = target_prefix(conf, env, prefix)
     environment_python(target)  # a missing prefix is bad input (exit 2)
     if verify:
         result = service.verify(target, _host(conf))
+        if prom_path is not None:
+            from ..certify.metrics import write_prom
+
+            write_prom(prom_path, result.certificate, verified=result.ok, prefix=target)
         if json:
             print_json(result.to_dict())
         else:
@@ -122,6 +133,10 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
                            host=_host(conf), on_event=_progress(err), matrix=load_matrix(conf))
     if junit_path is not None:
         write_junit(cert, junit_path)
+    if prom_path is not None:
+        from ..certify.metrics import write_prom
+
+        write_prom(prom_path, cert)
     path = certificate_path(target)
     if json:
         print_json(cert.to_dict())

@@ -13,6 +13,8 @@ from ._common import cli_errors, plan_for_flags, settings
 INSTALL_HELP = {
     "env": "install the environment folder envs/NAME (default: the one planned for this host)",
     "prefix": "where to install it (default: <user data dir>/gpuready/envs/NAME, or gpuready.prefix_root)",
+    "bundle": "install the environment of this bundle folder (invoke bundle) from its wheels alone, "
+              "with no network",
 }
 
 
@@ -43,7 +45,7 @@ def folder_for(conf: Settings, env: str | None) -> tuple[Any, Any]:
 
 @task(help=INSTALL_HELP)
 @cli_errors
-def install(c, env=None, prefix=None):
+def install(c, env=None, prefix=None, bundle=None):
     """Build an environment from its lock alone: hash-verified, staged, swapped in when complete."""
     from ..env.activation import activation_line
     from ..env.install import install as install_env
@@ -51,6 +53,16 @@ def install(c, env=None, prefix=None):
     from .render import RichSteps
 
     conf = settings(c)
+    if bundle is not None:
+        from ..bundle import check_bundle
+
+        if env:
+            raise UsageError("--bundle and --env: a bundle holds one environment; give one or the other")
+        if not str(bundle).strip():
+            raise UsageError("--bundle needs the bundle's folder")
+        root, manifest = check_bundle(bundle)
+        conf = conf.model_copy(update={"envs_dir": str(root / "env"), "wheels_dir": str(root / "wheels")})
+        env = str(manifest["env"])
     folder, plan = folder_for(conf, env)
     resolve_prefix(folder.name, prefix, conf)  # a bad --prefix stops here, before any work
     current, why = folder.is_current()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke import Collection
 
 from ..config import INVOKE_DEFAULTS
-from . import certify, detect, install, lock, plan, setup
+from . import bundle, certify, detect, install, lock, plan, setup
 from .cloud import cloud_ns
 from .matrix import matrix_ns
 
@@ -19,4 +19,5 @@ ns.add_collection(matrix_ns)
 ns.add_collection(cloud_ns)
 ns.add_task(install.install)
 ns.add_task(setup.setup)
+ns.add_task(bundle.bundle)
 ns.configure(INVOKE_DEFAULTS)

@@ -8,6 +8,7 @@ import time
 from invoke import task
 from invoke.exceptions import Exit
 
+from ..errors import UsageError
 from ..model.flags import parse_level
 from ..model.plan import NoPlan
 from ._common import PLAN_HELP, cli_errors, plan_for_flags, settings
@@ -21,7 +22,26 @@ SETUP_HELP = {
     "force": "redo everything (install and certify) even when nothing changed; a current lock is "
              "kept (it is the input: `invoke lock` remakes it)",
     "yes": "never ask (cloud-init, CI); without it, setup asks before replacing an environment",
+    "bundle": "build the environment of this bundle folder (invoke bundle) with no network: its lock, "
+              "its wheels only",
 }
+
+
+def bundle_plan_flags(bundle: str, given: dict) -> tuple[object, dict]:
+    """The checked bundle folder, and the plan flags that plan its environment on this host.
+
+    Every file is checked against the manifest first (WorkFailed naming each one that is not as
+    made); what-if flags are refused: a bundle installs its own environment, on this host."""
+    from ..bundle import check_bundle
+
+    named = sorted(f"--{k}" for k, v in given.items() if v)
+    if named:
+        raise UsageError(f"--bundle and {', '.join(named)}: a bundle holds one environment, planned "
+                         "when it was made; give the plan flags to `invoke bundle` instead")
+    if not str(bundle).strip():
+        raise UsageError("--bundle needs the bundle's folder")
+    root, manifest = check_bundle(bundle)
+    return root, dict(python=manifest["python"], flavor=manifest["flavor"], tf=f"=={manifest['tensorflow']}")
 
 
 def _confirm(question: str) -> bool:
@@ -33,7 +53,7 @@ def _confirm(question: str) -> bool:
 @task(help=SETUP_HELP)
 @cli_errors
 def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavor=None, tf=None,
-          prefix=None, level=2, allow_cpu=False, force=False, yes=False):
+          prefix=None, level=2, allow_cpu=False, force=False, yes=False, bundle=None):
     """Detect, plan, lock, install and certify: a working, proven TensorFlow environment."""
     from ..pipeline import run
 
@@ -41,15 +61,19 @@ def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavo
     chosen_level = parse_level(level)
     steps = RichSteps()
     started = time.perf_counter()
+    where = None
+    plan_flags = dict(driver=driver, gpu=gpu, python=python, platform=platform, wsl=wsl, flavor=flavor, tf=tf)
+    if bundle is not None:
+        where, plan_flags = bundle_plan_flags(bundle, plan_flags)
     try:
-        chosen = plan_for_flags(conf, driver=driver, gpu=gpu, python=python, platform=platform,
-                                wsl=wsl, flavor=flavor, tf=tf)
+        chosen = plan_for_flags(conf, **plan_flags)
     except NoPlan as error:
         show_no_plan(error)
         raise Exit(code=error.exit_code) from None
     outcome = run(conf, chosen, prefix=prefix, level=chosen_level, allow_cpu=allow_cpu, force=force,
                   yes=yes, steps=steps, confirm=_confirm, interactive=sys.stdin.isatty(),
-                  certify_timeout=conf.certify_timeout, plan_seconds=time.perf_counter() - started)
+                  certify_timeout=conf.certify_timeout, plan_seconds=time.perf_counter() - started,
+                  bundle=where)
     show_setup(outcome, steps.console)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)

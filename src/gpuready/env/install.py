@@ -163,6 +163,9 @@ def install(folder: EnvFolder, prefix: str | os.PathLike[str] | None = None, *,
         raise UsageError(f"{lock_file} cannot be read: {error}") from None
     if not locked:
         raise UsageError(f"{lock_file} locks no package: it is not a lock (relock with invoke lock --env {inputs.env})")
+    if settings.wheels_dir and inputs.flavor == "conda":
+        raise UsageError(f"envs/{inputs.env} is a conda environment: it installs from conda channels, "
+                         "not from a folder of wheels")
     if inputs.platform != host_platform():
         raise UsageError(f"envs/{inputs.env} is for {inputs.platform} and this host is {host_platform()}: "
                          "an environment installs only on its own platform")
@@ -185,6 +188,13 @@ def install(folder: EnvFolder, prefix: str | os.PathLike[str] | None = None, *,
         result.replaced = replaced
     seconds["total"] = time.perf_counter() - started
     return result
+
+
+def source_args(settings: Settings) -> list[str]:
+    """Where uv (or pip) gets the locked files: the index, or a folder of wheels with no network."""
+    if settings.wheels_dir:
+        return ["--offline", "--no-index", "--find-links", str(settings.wheels_dir)]
+    return ["--index-url", index_url(settings)]
 
 
 def _install_pip(job: _Job) -> InstallResult:
@@ -213,12 +223,15 @@ def _install_pip(job: _Job) -> InstallResult:
         py = python_of(staging)
         assert py is not None
         index = index_url(settings)
+        source = source_args(settings)
         tool_env = None
         if uv:
-            cmd = [uv, "pip", "sync", "--require-hashes", "--strict", "--index-url", index,
+            cmd = [uv, "pip", "sync", "--require-hashes", "--strict", *source,
                    "--python", str(py), str(lock_copy)]
             # As for locking: no user uv config, no Python downloads; more retries for big wheels.
             tool_env = {**uv_environment(settings), "UV_HTTP_RETRIES": str(settings.index_retries)}
+            if settings.wheels_dir:
+                tool_env["UV_OFFLINE"] = "1"
             installer = tool_version([uv])
         else:
             pip = [sys.executable, "-m", "pip"]
@@ -226,7 +239,8 @@ def _install_pip(job: _Job) -> InstallResult:
                 raise WorkFailed("neither uv nor pip is available to install the environment: "
                                  "pip install uv (gpuready's own dependency) and run again")
             cmd = [*pip, "--python", str(py), "install", "--require-hashes", "--no-deps", "--no-compile",
-                   "--disable-pip-version-check", "--no-input", "--index-url", index, "-r", str(lock_copy)]
+                   "--disable-pip-version-check", "--no-input",
+                   *[a for a in source if a != "--offline"], "-r", str(lock_copy)]
             installer = tool_version(pip)
         t = time.perf_counter()
         with job.steps.step(f"Installing {len(job.locked)} locked packages with {installer.split(' (')[0]}") as update:
@@ -237,6 +251,10 @@ def _install_pip(job: _Job) -> InstallResult:
             if mismatch:
                 raise WorkFailed(f"hash mismatch for {mismatch}. The index served a file that is not "
                                  "the one locked; nothing was changed")
+            if settings.wheels_dir and ("not found in the" in output or "No solution" in output
+                                        or "not found in the provided" in output):
+                raise WorkFailed(f"a locked package has no wheel in {settings.wheels_dir}; nothing was "
+                                 f"changed. uv said:\n{_tail(output, 4)}")
             if any(marker in output for marker in UNREACHABLE):
                 raise WorkFailed(f"the package index {index} could not be reached (set gpuready.index_url "
                                  f"for a mirror); nothing was changed. uv said:\n{_tail(output, 4)}")
