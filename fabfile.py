@@ -7,6 +7,11 @@ Run from a checkout, on a control machine that needs only Fabric (no gpuready, n
         --hosts root@gpu1,root@gpu2,ubuntu@gpu3:2222 --repo https://github.com/OWNER/gpuready.git \\
         --flags "--flavor pip" --out certificates/
     ~/fleet/bin/fab certificates --hosts root@gpu1,root@gpu2    # gather again, no setup
+    ~/fleet/bin/fab setup --hosts root@gpu1,root@gpu2 --bundle b/    # hosts with no package index
+
+With --bundle DIR (or DIR.tar, from `invoke bundle --out DIR [--tar]`) the bundle is copied to each
+host over SSH as one tar file and its install.sh builds and certifies there with no network:
+the hosts need only python3.
 
 `setup` copies scripts/bootstrap.sh to each host and runs it there, in parallel: the same
 steps as cloud-init's first boot (`invoke cloud.user-data`) and the same layout (tool venv
@@ -55,6 +60,7 @@ HELP = {
     "parallel": "hosts at a time (default 8)",
     "json": "print the rows as JSON instead of a table",
     "out": "save each host's certificate as OUT/<host>.json",
+    "bundle": "a bundle (invoke bundle --out DIR [--tar]): copied to each host, installed with no network",
 }
 
 
@@ -118,18 +124,43 @@ def _gather(conn: Connection, host: str, paths: dict[str, str], sudo: bool, note
     return _row(host, result, cert, note)
 
 
+def _bundle_tar(bundle: str, workdir: Path) -> Path:
+    """The bundle as one tar file: DIR.tar as given, or a folder packed once for every host."""
+    import tarfile
+
+    path = Path(bundle).expanduser()
+    if path.is_file() and tarfile.is_tarfile(path):
+        return path
+    if not (path / "install.sh").is_file() or not (path / "manifest.json").is_file():
+        raise Exit(f"fleet: --bundle {bundle} is not a bundle (no install.sh and manifest.json; "
+                   "make one with invoke bundle --out DIR)", code=2)
+    packed = workdir / f"{path.name}.tar"
+    with tarfile.open(packed, "w") as archive:
+        archive.add(path, arcname=path.name)
+    return packed
+
+
+def _put(conn: Connection, local: Path, remote: str, sudo: bool) -> None:
+    if sudo:  # put cannot write where only root may: stage it, then move it with sudo
+        staged = conn.run("mktemp", hide=True, in_stream=False).stdout.strip()
+        conn.put(str(local), remote=staged)
+        conn.sudo(f"mv {shlex.quote(staged)} {shlex.quote(remote)}", hide=True, in_stream=False)
+    else:
+        conn.put(str(local), remote=remote)
+
+
 def _provision(conn: Connection, host: str, source: list[str], setup_flags: list[str], paths: dict[str, str],
-               interpreter: str | None, sudo: bool) -> dict[str, Any]:
+               interpreter: str | None, sudo: bool, bundle: Path | None = None) -> dict[str, Any]:
     runner = conn.sudo if sudo else conn.run
     state = paths["state_dir"]
     script = f"{state}/bootstrap.sh"
     runner(f"mkdir -p {shlex.quote(state)}", hide=True, in_stream=False)
-    if sudo:  # put cannot write where only root may: stage it, then move it with sudo
-        staged = conn.run("mktemp", hide=True, in_stream=False).stdout.strip()
-        conn.put(str(BOOTSTRAP), remote=staged)
-        conn.sudo(f"mv {shlex.quote(staged)} {shlex.quote(script)}", hide=True, in_stream=False)
-    else:
-        conn.put(str(BOOTSTRAP), remote=script)
+    _put(conn, BOOTSTRAP, script, sudo)
+    if bundle is not None:
+        remote = f"{state}/bundle.tar"
+        print(f"{host}: copying the bundle ({bundle.stat().st_size / 1e6:.0f} MB) ...", file=sys.stderr, flush=True)
+        _put(conn, bundle, remote, sudo)
+        source = ["--bundle-file", remote]
     argv = ["bash", script, *source, "--venv", paths["venv"], "--prefix", paths["prefix"],
             "--state-dir", state, "--certificate", f"{state}/certificate.json"]
     if interpreter:
@@ -184,20 +215,27 @@ def _finish(rows: list[dict[str, Any]]) -> None:
 
 @task(help=HELP)
 def setup(c, hosts=None, package=None, repo=None, ref=None, flags="", state_dir=STATE_DIR, venv=VENV,
-          prefix=PREFIX, interpreter=None, sudo=False, parallel=8, json=False, out=None):
+          prefix=PREFIX, interpreter=None, sudo=False, parallel=8, json=False, out=None, bundle=None):
     """Install gpuready and run `setup --yes` on every host; print one table of certificates."""
+    import tempfile
+
     targets = _hosts(hosts)
-    if bool(package) == bool(repo):
-        raise Exit("fleet: give --package SPEC or --repo URL, exactly one", code=2)
+    if sum(bool(x) for x in (package, repo, bundle)) != 1:
+        raise Exit("fleet: give --package SPEC, --repo URL or --bundle DIR, exactly one", code=2)
     if ref and not repo:
         raise Exit("fleet: --ref needs --repo", code=2)
-    source = ["--package", package] if package else ["--repo", repo, *(["--ref", ref] if ref else [])]
+    source = (["--package", package] if package else
+              ["--repo", repo, *(["--ref", ref] if ref else [])] if repo else [])  # a bundle: set per host
     setup_flags = shlex.split(flags or "")
 
-    def work(conn: Connection, host: str) -> dict[str, Any]:
-        return _provision(conn, host, source, setup_flags, _paths(conn, state_dir, venv, prefix), interpreter, sudo)
+    with tempfile.TemporaryDirectory(prefix="gpuready-fleet-") as tmp:
+        tarball = _bundle_tar(bundle, Path(tmp)) if bundle else None
 
-    rows = _each(c, targets, parallel, work)
+        def work(conn: Connection, host: str) -> dict[str, Any]:
+            return _provision(conn, host, source, setup_flags, _paths(conn, state_dir, venv, prefix),
+                              interpreter, sudo, tarball)
+
+        rows = _each(c, targets, parallel, work)
     _show(rows, json, out)
     _finish(rows)
 

@@ -14,18 +14,25 @@
 # user-data for first boot on a cloud GPU instance.
 #
 # Usage:
-#   bootstrap.sh (--package SPEC | --repo URL [--ref REF]) [--venv DIR] [--prefix DIR]
+#   bootstrap.sh (--package SPEC | --repo URL [--ref REF] | --bundle-file TAR | --bundle-url URL
+#                [--bundle-sha256 HEX]) [--venv DIR] [--prefix DIR]
 #                [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
-#                [--interpreter PYTHON] [-- SETUP FLAGS...]
+#                [--interpreter PYTHON] [--prom-dir DIR] [-- SETUP FLAGS...]
+#
+# With a bundle (`gpuready bundle --tar`, copied to the host or fetched from an internal mirror),
+# nothing reaches the package index: the bundle's install.sh builds and certifies offline.
+# The certificate's Prometheus metrics go to <prom-dir>/gpuready.prom when that folder exists
+# (default: node_exporter's textfile collector, /var/lib/node_exporter/textfile_collector).
 # e.g.
 #   bash scripts/bootstrap.sh --repo https://github.com/OWNER/gpuready.git -- --flavor pip
 set -uo pipefail
 
 usage() {
     cat >&2 <<'EOF'
-usage: bootstrap.sh (--package SPEC | --repo URL [--ref REF]) [--venv DIR] [--prefix DIR]
+usage: bootstrap.sh (--package SPEC | --repo URL [--ref REF] | --bundle-file TAR | --bundle-url URL
+                    [--bundle-sha256 HEX]) [--venv DIR] [--prefix DIR]
                     [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
-                    [--interpreter PYTHON] [-- SETUP FLAGS...]
+                    [--interpreter PYTHON] [--prom-dir DIR] [-- SETUP FLAGS...]
 Installs gpuready into its own virtual environment and runs `gpuready setup --yes` with the
 flags after `--`. Result: <state-dir>/SUCCESS or FAILED, <state-dir>/result.json, the log.
 EOF
@@ -45,6 +52,8 @@ state_dir="$state_home/gpuready"
 log=""
 interpreter=python3
 setup_args=()
+bundle_file="" bundle_url="" bundle_sha256=""
+prom_dir=/var/lib/node_exporter/textfile_collector
 
 need_value() {
     if [ "$#" -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
@@ -63,14 +72,26 @@ while [ "$#" -gt 0 ]; do
         --certificate) need_value "$@"; certificate=$2; shift 2 ;;
         --index-url) need_value "$@"; index_url=$2; shift 2 ;;
         --interpreter) need_value "$@"; interpreter=$2; shift 2 ;;
+        --bundle-file) need_value "$@"; bundle_file=$2; shift 2 ;;
+        --bundle-url) need_value "$@"; bundle_url=$2; shift 2 ;;
+        --bundle-sha256) need_value "$@"; bundle_sha256=$2; shift 2 ;;
+        --prom-dir) need_value "$@"; prom_dir=$2; shift 2 ;;
         -h|--help) usage ;;
         --) shift; setup_args=("$@"); break ;;
         *) die_usage "unknown option $1 (setup's flags go after --)" ;;
     esac
 done
 
-if [ -n "$package" ] && [ -n "$repo" ]; then die_usage "give --package or --repo, not both"; fi
-if [ -z "$package" ] && [ -z "$repo" ]; then die_usage "give --package SPEC or --repo URL"; fi
+sources=0
+for given in "$package" "$repo" "$bundle_file" "$bundle_url"; do [ -n "$given" ] && sources=$((sources + 1)); done
+if [ "$sources" -ne 1 ]; then
+    die_usage "give exactly one of --package SPEC, --repo URL, --bundle-file TAR, --bundle-url URL"
+fi
+if [ -n "$bundle_sha256" ] && [ -z "$bundle_url$bundle_file" ]; then die_usage "--bundle-sha256 needs a bundle"; fi
+if [ -n "$bundle_sha256" ] && ! [[ "$bundle_sha256" =~ ^[0-9a-f]{64}$ ]]; then
+    die_usage "--bundle-sha256: $bundle_sha256 is not a sha256 (64 hex digits)"
+fi
+if [ -n "$bundle_url$bundle_file" ] && [ -z "$prefix" ]; then die_usage "a bundle needs --prefix"; fi
 if [ -n "$ref" ] && [ -z "$repo" ]; then die_usage "--ref needs --repo"; fi
 if [ -n "$certificate" ] && [ -z "$prefix" ]; then
     die_usage "--certificate needs --prefix (the certificate is copied from <prefix>/gpuready/)"
@@ -124,6 +145,44 @@ fail() {
     finish 1
 }
 
+# A bundle: fetch it (--bundle-url) or take it (--bundle-file), check its sha256 when given,
+# unpack it, and let its install.sh set up with no network.
+from_bundle() {
+    step="bundle"
+    local tarball=$bundle_file dest="$state_dir/bundle"
+    if [ -n "$bundle_url" ]; then
+        tarball="$state_dir/bundle.tar"
+        echo "== fetching the bundle $bundle_url"
+        "$interpreter" - "$bundle_url" "$tarball.partial" <<'PY' || fail "could not fetch $bundle_url"
+import shutil, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=60) as response, open(sys.argv[2], "wb") as out:
+    shutil.copyfileobj(response, out, 1 << 20)
+PY
+        mv -f "$tarball.partial" "$tarball"
+    fi
+    [ -f "$tarball" ] || fail "no bundle file at $tarball"
+    if [ -n "$bundle_sha256" ]; then
+        local got
+        got=$("$interpreter" -c 'import hashlib, sys; h = hashlib.sha256()
+with open(sys.argv[1], "rb") as f:
+    for b in iter(lambda: f.read(1 << 20), b""): h.update(b)
+print(h.hexdigest())' "$tarball") || fail "could not read $tarball"
+        [ "$got" = "$bundle_sha256" ] || fail "$tarball has sha256 $got, not the $bundle_sha256 given"
+    fi
+    rm -rf "$dest" && mkdir -p "$dest" || fail "cannot create $dest"
+    tar -xf "$tarball" -C "$dest" || fail "could not unpack $tarball"
+    local script
+    script=$(find "$dest" -mindepth 2 -maxdepth 2 -name install.sh | head -n 1)
+    [ -n "$script" ] || fail "$tarball holds no bundle (no install.sh at its top)"
+    step="setup"
+    local cmd=(bash "$script" --prefix "$prefix" ${setup_args[@]+"${setup_args[@]}"})
+    echo "== ${cmd[*]}"
+    "${cmd[@]}"
+    setup_rc=$?
+    [ "$setup_rc" -eq 3 ] && echo "bootstrap: setup certified the CPU only (exit 3); pass --allow-cpu to accept that"
+    finish "$setup_rc"
+}
+
 main() {
     echo "== gpuready bootstrap $started on $(hostname 2>/dev/null || echo unknown)"
 
@@ -131,6 +190,12 @@ main() {
     "$interpreter" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null ||
         fail "$interpreter is missing or older than Python 3.10 (gpuready needs 3.10+; pass --interpreter PATH)"
     echo "== Python: $("$interpreter" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
+
+    [ -d "$prom_dir" ] && setup_args+=(--prom "$prom_dir/gpuready.prom")
+    if [ -n "$bundle_url$bundle_file" ]; then
+        from_bundle
+        return
+    fi
 
     step="venv"
     if [ ! -x "$venv/bin/python" ]; then

@@ -199,8 +199,13 @@ def test_too_old_or_missing_python_fails_cleanly(tmp_path, wheel) -> None:
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "give --package SPEC or --repo URL"),
-    (["--package", "gpuready", "--repo", "https://example.invalid/g.git"], "not both"),
+    ([], "give exactly one of --package SPEC, --repo URL, --bundle-file TAR, --bundle-url URL"),
+    (["--package", "gpuready", "--repo", "https://example.invalid/g.git"], "give exactly one of"),
+    (["--bundle-file", "/tmp/b.tar", "--package", "gpuready"], "give exactly one of"),
+    (["--bundle-file", "/tmp/b.tar"], "a bundle needs --prefix"),
+    (["--bundle-url", "https://mirror.invalid/b.tar", "--prefix", "/tmp/p", "--bundle-sha256", "abc"],
+     "is not a sha256"),
+    (["--package", "gpuready", "--bundle-sha256", "0" * 64], "--bundle-sha256 needs a bundle"),
     (["--package"], "--package needs a value"),
     (["--repo", "--upload-pack=touch /tmp/pwned"], "may not start with '-'"),
     (["--package", "gpuready", "--ref", "main"], "--ref needs --repo"),

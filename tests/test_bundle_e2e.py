@@ -88,3 +88,24 @@ def test_install_bundle_from_the_checkout_needs_no_network(bundle, tmp_path) -> 
                          cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert (prefix / "gpuready" / "install.json").is_file()
+
+
+def test_the_bootstrap_installs_a_bundle_tar_with_no_network_and_writes_metrics(bundle, tmp_path) -> None:
+    """What cloud-init (--bundle-url) and the fleet (fab setup --bundle) run on each host."""
+    made = run_cli("bundle", "--env", ENV, "--out", str(tmp_path / "b"), "--tar", timeout=1800)
+    assert made.returncode == 0, made.stdout + made.stderr
+    tarball = tmp_path / "b.tar"
+    sha = next(line.split()[1] for line in made.stdout.splitlines() if line.startswith("sha256 "))
+    home, state, prom = tmp_path / "home", tmp_path / "state", tmp_path / "textfile"
+    for folder in (home, prom):
+        folder.mkdir()
+    run = offline("bash", str(Path(__file__).resolve().parent.parent / "scripts" / "bootstrap.sh"),
+                  "--bundle-file", str(tarball), "--bundle-sha256", sha, "--prefix", str(tmp_path / "env"),
+                  "--state-dir", str(state), "--certificate", str(state / "certificate.json"),
+                  "--interpreter", "/usr/bin/python3", "--prom-dir", str(prom), "--", "--allow-cpu", home=home)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((state / "result.json").read_text())
+    assert (result["status"], result["setup_exit_code"]) == ("success", 0)
+    assert json.loads((state / "certificate.json").read_text())["status"] == "cpu-only"
+    families = {f.name: f for f in text_string_to_metric_families((prom / "gpuready.prom").read_text())}
+    assert families["gpuready_certificate_status"].samples

@@ -27,6 +27,8 @@ CASES = {
          "--tf", ">=2.16,<2.19", "--level", "3", "--allow-cpu"]),
     "wheel-url": (["--package", "https://files.example.invalid/gpuready-0.1.0-py3-none-any.whl?a=1&b='x'"], []),
     "direct-reference": (["--package", "gpuready @ https://example.invalid/gpuready-0.1.0-py3-none-any.whl"], []),
+    "bundle-url": (["--bundle-url", "https://mirror.example.invalid/b.tar", "--bundle-sha256", "a" * 64,
+                    "--allow-cpu"], ["--allow-cpu"]),
 }
 
 
@@ -54,12 +56,19 @@ def test_user_data_passes_cloud_init_schema(case, tmp_path) -> None:
     (script,) = doc["write_files"]
     assert script["path"] == cloud.SCRIPT_PATH and script["permissions"] == "0755"
     assert script["content"] == (ROOT / "scripts" / "bootstrap.sh").read_text()  # byte for byte
-    assert {"python3-venv", "git"} <= set(doc["packages"])
+    if case == "bundle-url":  # the image's python3 is all a bundle needs: no package mirror either
+        assert doc["package_update"] is False and not doc.get("packages")
+        assert shlex.split(doc["runcmd"][0])[1:5] == ["--bundle-url", "https://mirror.example.invalid/b.tar",
+                                                     "--bundle-sha256", "a" * 64]
+    else:
+        assert {"python3-venv", "git"} <= set(doc["packages"])
     (command,) = doc["runcmd"]
     argv = shlex.split(command)
     assert argv[0] == cloud.SCRIPT_PATH
     given = dict(zip(flags[::2], flags[1::2]))
-    if "--repo" in given:
+    if "--bundle-url" in given:
+        assert "--package" not in argv and "--repo" not in argv
+    elif "--repo" in given:
         assert argv[argv.index("--repo") + 1] == given["--repo"] and argv[argv.index("--ref") + 1] == "v0.1.0"
     else:
         assert argv[argv.index("--package") + 1] == given["--package"]
@@ -98,6 +107,11 @@ def test_cloud_init_schema_rejects_a_broken_document(tmp_path) -> None:
     (["--repo", "https://example.invalid/g.git", "--ref", "-x"], "--ref"),
     (["--package", "gpuready", "--repo", "https://example.invalid/g.git"], "exactly one"),
     ([], "exactly one"),
+    (["--bundle-url", "http://mirror.invalid/b.tar"], "plain http"),
+    (["--bundle-url", "ftp://mirror.invalid/b.tar"], "is not an https:// URL"),
+    (["--bundle-url", "https://mirror.invalid/b.tar", "--repo", "https://example.invalid/g.git"], "bundle alone"),
+    (["--bundle-sha256", "0" * 64], "needs --bundle-url"),
+    (["--bundle-url", "https://mirror.invalid/b.tar", "--bundle-sha256", "XYZ"], "not a sha256"),
 ])
 def test_bad_input_is_one_line_exit_2(flags, named) -> None:
     result = run_cli("cloud.user-data", *flags)

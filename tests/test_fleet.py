@@ -152,3 +152,48 @@ def test_usage_errors(fab, sshd) -> None:
     assert result.returncode == 2 and "exactly one" in result.stderr
     result = run_fab(fab, sshd, "certificates")
     assert result.returncode == 2 and "--hosts" in result.stderr
+
+
+FAKE_INSTALL_SH = """#!/usr/bin/env bash
+# Stands in for a bundle's install.sh (the real one is proven in test_bundle_e2e): it records its
+# arguments and writes the certificate a GPU host's setup would.
+set -eu
+prefix=$2; shift 2
+mkdir -p "$prefix/gpuready"
+printf '%s\\n' "$@" > "$prefix/gpuready/args"
+cat > "$prefix/gpuready/certificate.json" <<'JSON'
+{"status": "certified", "level": 2, "tensorflow": {"version": "2.21.0"}, "plan": {"cuda": "12.5"},
+ "gpus": [{"index": 0}], "host": {"driver": {"version": "580.65.06"}},
+ "throughput": {"gpu_images_per_second": 900.0, "ratio": 9.0}}
+JSON
+"""
+
+
+@pytest.mark.parametrize("as_tar", [False, True])
+def test_setup_from_a_bundle_copies_it_and_runs_its_install_sh(fab, sshd, tmp_path, as_tar) -> None:
+    import tarfile
+
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "install.sh").write_text(FAKE_INSTALL_SH)
+    (bundle / "manifest.json").write_text("{}")
+    given = bundle
+    if as_tar:
+        given = tmp_path / "b.tar"
+        with tarfile.open(given, "w") as archive:
+            archive.add(bundle, arcname="b")
+    host = f"{sshd['user']}@127.0.0.1:{sshd['port']}"
+    result = run_fab(fab, sshd, "setup", "--hosts", host, "--bundle", str(given), *remote_paths(tmp_path),
+                     "--flags", "--level 2 --allow-cpu", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = json.loads(result.stdout)
+    assert (row["result"], row["certificate"], row["driver"]) == ("success", "certified", "580.65.06")
+    label = f"127.0.0.1_{sshd['port']}"
+    assert (tmp_path / label / "state" / "bundle.tar").is_file()  # copied over SSH
+    assert (tmp_path / label / "env" / "gpuready" / "args").read_text().split() == ["--level", "2", "--allow-cpu"]
+    assert not (tmp_path / label / "venv").exists()  # no gpuready installed from an index
+
+
+def test_a_folder_that_is_not_a_bundle_is_refused(fab, sshd, tmp_path) -> None:
+    result = run_fab(fab, sshd, "setup", "--hosts", "h1", "--bundle", str(tmp_path))
+    assert result.returncode == 2 and "is not a bundle" in result.stderr

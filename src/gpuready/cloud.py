@@ -34,6 +34,7 @@ LOG = "/var/log/gpuready-bootstrap.log"
 VENV = "/opt/gpuready/tool"
 PREFIX = "/opt/gpuready/env"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "git", "ca-certificates")
+BUNDLE_PACKAGES: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Source:
     repo: str | None = None
     ref: str | None = None
     package: str | None = None
+    bundle_url: str | None = None  # a `gpuready bundle --tar` file on an internal mirror or bucket
+    bundle_sha256: str | None = None
 
 
 def bootstrap_script() -> str:
@@ -50,10 +53,31 @@ def bootstrap_script() -> str:
     return resources.files("gpuready._scripts").joinpath("bootstrap.sh").read_text(encoding="utf-8")
 
 
-def check_source(repo: str | None, ref: str | None, package: str | None) -> Source:
+def check_bundle_url(url: str, sha256: str | None) -> None:
+    """A bundle is fetched over HTTPS, or over plain HTTP only with its sha256 to check it by."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or re.search(r"\s", url):
+        raise UsageError(f"--bundle-url: {url!r} is not an https:// URL of a bundle (.tar)")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise UsageError(f"--bundle-sha256: {sha256!r} is not a sha256 (64 hex digits)")
+    if parts.scheme == "http" and sha256 is None:
+        raise UsageError(f"--bundle-url: {url} is plain http, which anyone on the way can alter; use https "
+                         "or give --bundle-sha256 (invoke bundle --tar prints it)")
+
+
+def check_source(repo: str | None, ref: str | None, package: str | None, bundle_url: str | None = None,
+                 bundle_sha256: str | None = None) -> Source:
+    if bundle_url or bundle_sha256:
+        if repo or package or ref:
+            raise UsageError("--bundle-url installs from the bundle alone: give it without --repo, --ref "
+                             "or --package")
+        if not bundle_url:
+            raise UsageError("--bundle-sha256 needs --bundle-url")
+        check_bundle_url(bundle_url, bundle_sha256)
+        return Source(bundle_url=bundle_url, bundle_sha256=bundle_sha256)
     if bool(repo) == bool(package):
-        raise UsageError("give --repo URL (a git repository) or --package SPEC (e.g. 'gpuready==0.1.0' "
-                         "or a wheel's https URL), exactly one")
+        raise UsageError("give --repo URL (a git repository), --package SPEC (e.g. 'gpuready==0.1.0' "
+                         "or a wheel's https URL) or --bundle-url URL, exactly one")
     if repo:
         parts = urlsplit(repo)
         scp_like = re.fullmatch(r"[\w.-]+@[\w.-]+:[\w./~-]+", repo)
@@ -114,7 +138,11 @@ def bootstrap_command(source: Source, setup_args: list[str], *, index_url: str |
                       state_dir: str = STATE_DIR, log: str = LOG, certificate: str = CERTIFICATE) -> str:
     """The one shell command runcmd runs, every word quoted with shlex."""
     argv = [script]
-    if source.repo:
+    if source.bundle_url:
+        argv += ["--bundle-url", source.bundle_url]
+        if source.bundle_sha256:
+            argv += ["--bundle-sha256", source.bundle_sha256]
+    elif source.repo:
         argv += ["--repo", source.repo]
         if source.ref:
             argv += ["--ref", source.ref]
@@ -146,7 +174,12 @@ def user_data(source: Source, setup_args: list[str], *, index_url: str | None = 
     if "\t" in script:
         raise ValueError("the bootstrap script must not contain tabs (YAML block scalar)")
     command = bootstrap_command(source, setup_args, index_url=index_url, **paths)
-    where = source.repo + (f" ({source.ref})" if source.ref else "") if source.repo else source.package
+    if source.bundle_url:
+        where = f"the bundle {source.bundle_url} (no package index: the bundle installs offline)"
+    elif source.repo:
+        where = source.repo + (f" ({source.ref})" if source.ref else "")
+    else:
+        where = source.package
     state = paths.get("state_dir", STATE_DIR)
     header = "\n".join([
         "#cloud-config",
@@ -157,10 +190,13 @@ def user_data(source: Source, setup_args: list[str], *, index_url: str | None = 
         "#         (and cloud-init's own log: `cloud-init status --long`).",
     ]) + "\n"
     document = {
-        "package_update": True,
-        "packages": list(PACKAGES),
+        # From a bundle the image's python3 is all it takes: no package mirror is contacted.
+        "package_update": not source.bundle_url,
+        "packages": list(BUNDLE_PACKAGES if source.bundle_url else PACKAGES),
         "write_files": [{"path": paths.get("script", SCRIPT_PATH), "owner": "root:root",
                          "permissions": "0755", "content": script}],
         "runcmd": [command],
     }
+    if not document["packages"]:
+        del document["packages"]
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=False)

@@ -74,5 +74,11 @@ def bundle(c, out=None, env=None, tar=False, jobs=None, driver=None, gpu=None, p
     result = bundling.make_bundle(folder, out, conf, tar=tar, jobs=workers, progress=say)
     print(f"wrote {result.path}: {result.files} files, {result.size / 1e6:.0f} MB "
           f"({result.fetched / 1e6:.0f} MB fetched, the rest from the cache) in {result.seconds:.1f} s", flush=True)
-    target = result.path if not tar else f"DIR (after tar xf {result.path})"
-    print(f"On the offline host:  bash {target}/install.sh --prefix PREFIX [--allow-cpu] [--level N]")
+    if tar:
+        print(f"sha256 {result.manifest_sha256}  {result.path.name}")
+        print(f"On the offline host:  tar xf {result.path.name} && bash {result.path.stem}/install.sh "
+              "--prefix PREFIX [--allow-cpu] [--level N]")
+        print(f"From a mirror, at first boot:  invoke cloud.user-data --bundle-url URL --bundle-sha256 "
+              f"{result.manifest_sha256}")
+    else:
+        print(f"On the offline host:  bash {result.path}/install.sh --prefix PREFIX [--allow-cpu] [--level N]")

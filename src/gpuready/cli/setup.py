@@ -8,7 +8,7 @@ import time
 from invoke import task
 from invoke.exceptions import Exit
 
-from ..errors import UsageError
+from ..errors import GpureadyError, UsageError
 from ..model.flags import parse_level
 from ..model.plan import NoPlan
 from ._common import PLAN_HELP, cli_errors, plan_for_flags, settings
@@ -22,6 +22,8 @@ SETUP_HELP = {
     "force": "redo everything (install and certify) even when nothing changed; a current lock is "
              "kept (it is the input: `invoke lock` remakes it)",
     "yes": "never ask (cloud-init, CI); without it, setup asks before replacing an environment",
+    "prom": "also write the certificate as Prometheus metrics to this .prom file (node_exporter's "
+            "textfile collector)",
     "bundle": "build the environment of this bundle folder (invoke bundle) with no network: its lock, "
               "its wheels only",
 }
@@ -53,12 +55,17 @@ def _confirm(question: str) -> bool:
 @task(help=SETUP_HELP)
 @cli_errors
 def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavor=None, tf=None,
-          prefix=None, level=2, allow_cpu=False, force=False, yes=False, bundle=None):
+          prefix=None, level=2, allow_cpu=False, force=False, yes=False, bundle=None, prom=None):
     """Detect, plan, lock, install and certify: a working, proven TensorFlow environment."""
     from ..pipeline import run
 
     conf = settings(c)
     chosen_level = parse_level(level)
+    prom_path = None
+    if prom is not None:
+        from ..certify.metrics import check_prom_path
+
+        prom_path = check_prom_path(prom)
     steps = RichSteps()
     started = time.perf_counter()
     where = None
@@ -75,5 +82,14 @@ def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavo
                   certify_timeout=conf.certify_timeout, plan_seconds=time.perf_counter() - started,
                   bundle=where)
     show_setup(outcome, steps.console)
+    if prom_path is not None:
+        from ..certify.metrics import write_prom
+        from ..env.layout import read_certificate
+
+        try:
+            certificate = read_certificate(outcome.prefix)
+        except GpureadyError:
+            certificate = None
+        write_prom(prom_path, certificate, verified=None if certificate else False, prefix=outcome.prefix)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
