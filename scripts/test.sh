@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools some tests drive for real (cloud-init's schema validator, an sshd on loopback).
-apt_packages=(cloud-init openssh-server)
+# System tools some tests drive for real (cloud-init's schema validator, an sshd on loopback,
+# and the linter of the shipped shell scripts).
+apt_packages=(cloud-init openssh-server shellcheck)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
     for package in "${apt_packages[@]}"; do
@@ -19,6 +20,19 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 fi
 
 python3 -m venv .venv
+
+# promtool checks the Prometheus metrics and alert rules. It ships in Debian's prometheus package,
+# whose installation would start a server: unpack the package into the venv instead.
+promtool=.venv/opt/prometheus/usr/bin/promtool
+if [ ! -x "$promtool" ] && command -v apt-get >/dev/null 2>&1; then
+    download=$(mktemp -d)
+    if (cd "$download" && apt-get download prometheus >/dev/null 2>&1); then
+        dpkg-deb -x "$download"/prometheus_*.deb .venv/opt/prometheus
+    else
+        echo "scripts/test.sh: could not download Debian's prometheus package; the promtool checks skip" >&2
+    fi
+    rm -rf "$download"
+fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 # pytest exits 5 when it collects no test: with `exec` that reaches CI as a failure.

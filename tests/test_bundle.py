@@ -181,3 +181,13 @@ def test_setup_bundle_refuses_plan_flags(tmp_path) -> None:
     root = make_fake_bundle(tmp_path / "b", FILES)
     result = run_cli("setup", "--bundle", str(root), "--gpu", "8.0", "--prefix", str(tmp_path / "env"))
     assert result.returncode == 2 and "--bundle and --gpu" in result.stderr
+
+
+@pytest.mark.parametrize("script", ["src/gpuready/data/bundle-install.sh", "scripts/test.sh", ".ci/run"])
+def test_shell_scripts_pass_shellcheck(script) -> None:
+    import shutil
+
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (scripts/test.sh installs it)")
+    run = subprocess.run(["shellcheck", "-S", "warning", str(ROOT / script)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout
