@@ -27,6 +27,7 @@ promtool=.venv/opt/prometheus/usr/bin/promtool
 if [ ! -x "$promtool" ] && command -v apt-get >/dev/null 2>&1; then
     download=$(mktemp -d)
     if (cd "$download" && apt-get download prometheus >/dev/null 2>&1); then
+        mkdir -p .venv/opt/prometheus
         dpkg-deb -x "$download"/prometheus_*.deb .venv/opt/prometheus
     else
         echo "scripts/test.sh: could not download Debian's prometheus package; the promtool checks skip" >&2
