@@ -464,3 +464,45 @@ def test_review_relaxes_only_releases_under_review(tmp_path) -> None:
                     encoding="utf-8")
     release = matrix_mod.load(folder).release("2.21.0")
     assert (release.review, release.cuda, release.sass) == ("fill cuda and sass", "", ())
+
+
+def test_a_whole_wheel_is_not_cached_twice(tmp_path) -> None:
+    """The index serves files as immutable (max-age of years, an ETag): CacheControl would keep a
+    second copy of each wheel in its HTTP cache beside the one download() keeps under its sha256."""
+    import hashlib
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from gpuready.refresh.index import IndexClient, IndexFile
+
+    payload = b"PK" + bytes(range(256)) * 4096  # ~1 MB that no cache file would hold by chance
+    digest = hashlib.sha256(payload).hexdigest()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "max-age=365000000, immutable, public")
+            self.send_header("ETag", f'"{digest[:16]}"')
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with IndexClient(f"{url}/simple/", cache_dir=tmp_path / "cache") as client:
+            wheel = IndexFile("x-1-py3-none-any.whl", f"{url}/files/x-1-py3-none-any.whl", len(payload),
+                              None, False, digest, False)
+            path = client.download(wheel, tmp_path / "wheels")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert path.read_bytes() == payload
+    cached = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert all(p.stat().st_size < len(payload) for p in cached), [(p, p.stat().st_size) for p in cached]

@@ -49,13 +49,17 @@ class BadDownload(DownloadFailed):
     """The server answered, but not with the expected bytes (HTTP error, wrong sha256)."""
 
 
+def retry_policy(retries: int = 3) -> Retry:
+    """gpuready's one retry policy for HTTP: bounded, with backoff, honouring Retry-After."""
+    return Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.5,
+                 status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
+                 raise_on_status=False, respect_retry_after_header=True)
+
+
 def new_session(retries: int = 3, pool: int = 16, user_agent: str = "gpuready") -> requests.Session:
-    """A session with bounded retries (urllib3's Retry, honouring Retry-After)."""
+    """A session with bounded retries and no response cache (whole files go to their own target)."""
     session = requests.Session()
-    retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=0.5,
-                  status_forcelist=(429, 500, 502, 503, 504), allowed_methods=frozenset({"GET"}),
-                  raise_on_status=False, respect_retry_after_header=True)
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
+    adapter = HTTPAdapter(max_retries=retry_policy(retries), pool_connections=pool, pool_maxsize=pool)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent

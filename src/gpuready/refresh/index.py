@@ -22,10 +22,9 @@ import requests
 from cachecontrol import CacheControlAdapter
 from cachecontrol.caches.file_cache import FileCache
 from packaging.utils import canonicalize_name
-from urllib3.util.retry import Retry
 
 from ..errors import UsageError, WorkFailed
-from ..download import Artifact, DownloadFailed, Unreachable, fetch, host_of, why
+from ..download import Artifact, DownloadFailed, Unreachable, fetch, host_of, new_session, retry_policy, why
 from ..files import WriteFailed, write_atomic
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -83,17 +82,17 @@ class IndexClient:
         # Project pages and metadata files are cached as HTTP says (CacheControl: ETag and
         # Last-Modified revalidation, max-age); wheel ranges are content-addressed blocks below.
         self.session = requests.Session()
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries,
-                      backoff_factor=0.5, status_forcelist=(429, 500, 502, 503, 504),
-                      allowed_methods=frozenset({"GET"}), raise_on_status=False,
-                      respect_retry_after_header=True)
-        adapter = CacheControlAdapter(cache=FileCache(str(cache_dir / "http")), max_retries=retry)
+        adapter = CacheControlAdapter(cache=FileCache(str(cache_dir / "http")), max_retries=retry_policy(retries))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = "gpuready-matrix-refresh"
+        # Whole wheels bypass the HTTP cache: CacheControl would store a second copy of every
+        # (immutable, hundreds of MB) wheel beside the content-addressed one download() keeps.
+        self.files_session = new_session(retries, pool=4, user_agent="gpuready-matrix-refresh")
 
     def close(self) -> None:
         self.session.close()
+        self.files_session.close()
 
     def __enter__(self) -> IndexClient:
         return self
@@ -184,7 +183,7 @@ class IndexClient:
         self.requests += 1
         artifact = Artifact(file.url, file.filename, file.sha256, file.size)
         try:
-            return fetch(self.session, artifact, folder / f"{file.sha256}.whl", timeout=self.timeout[1])
+            return fetch(self.files_session, artifact, folder / f"{file.sha256}.whl", timeout=self.timeout[1])
         except Unreachable as exc:
             raise Offline(f"{exc.message}; offline? nothing was changed") from None
         except DownloadFailed as exc:
