@@ -16,13 +16,16 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Settings
 from ..errors import EXIT_USAGE, GpureadyError, UsageError, WorkFailed
 from ..model.inputs import Inputs, inputs_from_plan
-from .folder import EnvFolder, env_folders
+from packaging.utils import canonicalize_name
+
+from .folder import Cutoff, EnvFolder, env_folders
 
 Progress = Callable[[str], None] | None
 
@@ -39,37 +42,159 @@ def _locker(flavor: str) -> Callable[..., dict[str, bytes]]:
     return module.lock
 
 
+def now_utc() -> str:
+    """The cut-off a new resolution takes: now, to the second, RFC 3339 UTC."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def choose_cutoff(folder: EnvFolder, inputs: Inputs, upgrade: bool = False,
+                  upgrade_packages: tuple[str, ...] = ()) -> tuple[Cutoff, str]:
+    """The cut-off to lock `inputs` into `folder` with, and why (printed).
+
+    Unchanged inputs keep the recorded cut-off (so nothing moves); --upgrade-package gives the
+    named packages a cut-off of now; --upgrade, new inputs or a new folder take now. A folder
+    locked before cut-offs were recorded gets the newest upload time among its pylock.toml's
+    wheels: the day it was resolved, as near as its files tell, so its first relock keeps its pins.
+    """
+    state = folder.state()
+    same_inputs = state is not None and state.get("input_sha256") == inputs.digest()
+    recorded = Cutoff.from_state(state) if state is not None else None
+    when = now_utc()
+    if upgrade:
+        return Cutoff(when), f"--upgrade: cut-off {when}"
+    if same_inputs and recorded is not None:
+        if upgrade_packages:
+            return (recorded.with_packages(upgrade_packages, when),
+                    f"cut-off {recorded.exclude_newer}; {', '.join(upgrade_packages)} {when}")
+        return recorded, f"recorded cut-off {recorded.exclude_newer}"
+    if same_inputs and recorded is None:
+        inferred = _newest_upload(folder)
+        if inferred is not None:
+            cutoff = Cutoff(inferred)
+            if upgrade_packages:
+                cutoff = cutoff.with_packages(upgrade_packages, when)
+            return cutoff, f"cut-off {inferred} (no cut-off recorded: the newest file of the lock)"
+    why = "new inputs" if state is not None else "a new folder"
+    return Cutoff(when), f"cut-off {when} ({why})"
+
+
+def _newest_upload(folder: EnvFolder) -> str | None:
+    """The newest upload time of a pip lock's wheels (pylock.toml), or None."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((folder.path / "pylock.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    times = [wheel.get("upload-time") for package in data.get("packages", []) if isinstance(package, dict)
+             for wheel in package.get("wheels", []) if isinstance(wheel, dict)]
+    times = [t for t in times if isinstance(t, datetime)]
+    if not times:
+        return None
+    newest = max(t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times)
+    return newest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def moves(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What a relock moved, one line each: `name old -> new`, `added name version`, `removed ...`."""
+    lines = [f"moved   {name} {before[name]} -> {after[name]}"
+             for name in sorted(before.keys() & after.keys()) if before[name] != after[name]]
+    lines += [f"added   {name} {after[name]}" for name in sorted(after.keys() - before.keys())]
+    lines += [f"removed {name} {before[name]}" for name in sorted(before.keys() - after.keys())]
+    return lines
+
+
+def _previous_pins(folder: EnvFolder) -> dict[str, str]:
+    try:
+        return folder.locked_packages() if folder.lock_file.exists() else {}
+    except Exception:  # a lock that no longer parses: everything reads as added
+        return {}
+
+
+def resolve(folder: EnvFolder, inputs: Inputs, work: Path, settings: Settings, progress: Progress,
+            cutoff: Cutoff | None) -> tuple[dict[str, bytes], Cutoff | None]:
+    """Run the flavor's locker in `work`; the files and the cut-off they were made with (None
+    when the index gives no upload times: then the previous lock serves as preferences)."""
+    if inputs.flavor != "pip":
+        return _locker(inputs.flavor)(inputs, work, settings, progress), None
+    from .uv import NoUploadTimes, lock as uv_lock
+
+    try:
+        return uv_lock(inputs, work, settings, progress, cutoff=cutoff), cutoff
+    except NoUploadTimes as error:
+        _say(progress, f"  {error.message}: locking without one (a relock keeps the previous pins "
+                       "where they still resolve; `lock --check --deep` cannot re-resolve it)")
+    previous = folder.path / "requirements.txt"
+    preferences = previous.read_bytes() if previous.exists() else None
+    for leftover in work.iterdir():
+        leftover.unlink()
+    return uv_lock(inputs, work, settings, progress, preferences=preferences), None
+
+
 def lock_inputs(path: str | os.PathLike[str], inputs: Inputs, settings: Settings,
-                progress: Progress = None) -> EnvFolder:
-    """Resolve `inputs` and write them with their lock files into the folder `path`."""
+                progress: Progress = None, upgrade: bool = False,
+                upgrade_packages: tuple[str, ...] = ()) -> EnvFolder:
+    """Resolve `inputs` and write them with their lock files into the folder `path`.
+
+    Unchanged inputs resolve with the folder's recorded cut-off and give the same files;
+    `upgrade` moves every package to the newest on the index, `upgrade_packages` only those.
+    Prints what moved."""
     folder = EnvFolder(path)
     tool = "uv" if inputs.flavor == "pip" else "conda-lock"
-    _say(progress, f"locking envs/{folder.name} ({inputs.flavor} flavor, {tool}) ...")
+    cutoff, why = choose_cutoff(folder, inputs, upgrade, upgrade_packages)
+    note = f", {why}" if inputs.flavor == "pip" else ""
+    _say(progress, f"locking envs/{folder.name} ({inputs.flavor} flavor, {tool}{note}) ...")
+    before = _previous_pins(folder)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gpuready-lock-") as work:
-        files = _locker(inputs.flavor)(inputs, Path(work), settings, progress)
-    folder.changed = tuple(folder.write(inputs, files))
+        files, used = resolve(folder, inputs, Path(work), settings, progress, cutoff)
+    folder.changed = tuple(folder.write(inputs, files, used))
     folder.seconds = time.monotonic() - started
-    count = len(folder.locked_packages())
+    after = folder.locked_packages()
+    folder.moves = tuple(moves(before, after)) if before else ()
+    count = len(after)
     what = ("wrote " + ", ".join(folder.changed)) if folder.changed else "unchanged"
     _say(progress, f"  {what}: {count} packages, {folder.lock_file.name} sha256 "
                    f"{folder.lock_sha256()[:16]}..., {folder.seconds:.1f} s")
+    if before:
+        for line in folder.moves or ("no package moved",):
+            _say(progress, f"  {line}")
     return folder
 
 
 def lock_plan(plan: Any, envs_dir: str | os.PathLike[str], settings: Settings,
-              progress: Progress = None) -> EnvFolder:
+              progress: Progress = None, upgrade: bool = False,
+              upgrade_packages: tuple[str, ...] = ()) -> EnvFolder:
     """Lock a `gpuready.plan.Plan` into envs_dir/<plan.env>/ (made or replaced)."""
-    return lock_inputs(Path(envs_dir) / plan.env, inputs_from_plan(plan), settings, progress)
+    return lock_inputs(Path(envs_dir) / plan.env, inputs_from_plan(plan), settings, progress,
+                       upgrade, upgrade_packages)
 
 
-def lock_folder(folder: EnvFolder, settings: Settings, progress: Progress = None) -> EnvFolder:
-    """(Re)lock a folder from its own inputs.toml; `InputsError` (exit 2) when they are unusable."""
-    return lock_inputs(folder.path, folder.inputs, settings, progress)
+def lock_folder(folder: EnvFolder, settings: Settings, progress: Progress = None, upgrade: bool = False,
+                upgrade_packages: tuple[str, ...] = ()) -> EnvFolder:
+    """(Re)lock a folder from its own inputs.toml; `InputsError` (exit 2) when they are unusable.
+    Of `upgrade_packages`, only those the folder's lock has apply to it."""
+    names = tuple(n for n in upgrade_packages if canonicalize_name(n) in _previous_pins(folder))
+    return lock_inputs(folder.path, folder.inputs, settings, progress, upgrade, names)
+
+
+def check_upgrade_packages(folders: list[EnvFolder], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The canonical names of --upgrade-package; `UsageError` naming one that no folder's lock has."""
+    canonical = tuple(dict.fromkeys(canonicalize_name(n) for n in names))
+    locked: set[str] = set()
+    for folder in folders:
+        locked |= set(_previous_pins(folder))
+    missing = [n for n in canonical if n not in locked]
+    if missing:
+        where = ", ".join(f"envs/{f.name}" for f in folders) or "no folder"
+        raise UsageError(f"--upgrade-package: {', '.join(missing)} is not in the lock of {where}; "
+                         "name a package the lock pins (a new requirement goes into inputs.toml)")
+    return canonical
 
 
 def lock_all(envs_dir: str | os.PathLike[str], settings: Settings,
-             progress: Progress = None) -> list[EnvFolder]:
+             progress: Progress = None, upgrade: bool = False,
+             upgrade_packages: tuple[str, ...] = ()) -> list[EnvFolder]:
     """Relock every folder under envs_dir. Goes on past a folder that fails (except when the
     index is unreachable: the others would fail the same way) and raises at the end."""
     from .index import IndexUnreachable
@@ -78,7 +203,7 @@ def lock_all(envs_dir: str | os.PathLike[str], settings: Settings,
     done, failures = [], []
     for folder in folders:
         try:
-            done.append(lock_folder(folder, settings, progress))
+            done.append(lock_folder(folder, settings, progress, upgrade, upgrade_packages))
         except IndexUnreachable:
             raise
         except GpureadyError as error:
@@ -93,12 +218,50 @@ def lock_all(envs_dir: str | os.PathLike[str], settings: Settings,
 
 
 def check_folders(folders: list[EnvFolder]) -> list[tuple[str, str]]:
+    """(name, reason) of every folder that is stale or whose lock fails the content check."""
     stale = []
     for folder in folders:
         current, reason = folder.is_current()
         if not current:
             stale.append((folder.name, reason))
     return stale
+
+
+def deep_check(folder: EnvFolder, settings: Settings, progress: Progress = None) -> str | None:
+    """Re-resolve a current pip folder with its recorded cut-off in a temporary directory and
+    compare the bytes; None when they are the same, else why not. Needs the index. A conda folder
+    has no cut-off (conda-lock takes none): its content check is all there is."""
+    from .folder import LOCK_FILES
+    from .index import ResolutionFailed
+    from .uv import lock as uv_lock
+
+    inputs = folder.inputs
+    if inputs.flavor != "pip":
+        _say(progress, f"  envs/{folder.name}: conda flavor, no cut-off to re-resolve with (content checked)")
+        return None
+    cutoff = folder.cutoff()
+    if cutoff is None:
+        return (f"lock-state.toml records no cut-off (locked before gpuready recorded one, or against an "
+                f"index without upload times), so it cannot be re-resolved: relock with "
+                f"`invoke lock --env {folder.name}`")
+    _say(progress, f"re-resolving envs/{folder.name} with its cut-off {cutoff.exclude_newer} ...")
+    with tempfile.TemporaryDirectory(prefix="gpuready-deep-") as work:
+        try:
+            files = uv_lock(inputs, Path(work), settings, progress, cutoff=cutoff)
+        except ResolutionFailed as error:
+            return f"does not re-resolve with its cut-off {cutoff.exclude_newer}: {error.message}"
+        differ = [name for name in LOCK_FILES["pip"] if (folder.path / name).read_bytes() != files[name]]
+        if not differ:
+            return None
+        from .folder import _pins
+
+        fresh = _pins(files["requirements.txt"].decode().splitlines())
+        moved = moves(folder.locked_packages(), fresh)
+        said = ("; ".join(" ".join(m.split()) for m in moved) + " in the re-resolution") if moved else \
+            "same pins, other bytes"
+        return (f"{', '.join(differ)} differ from a re-resolution with the recorded cut-off "
+                f"{cutoff.exclude_newer} ({said}): the files were edited, or the index changed since; "
+                f"relock with `invoke lock --env {folder.name}`")
 
 
 def existing_folders(envs_dir: str | os.PathLike[str]) -> list[EnvFolder]:

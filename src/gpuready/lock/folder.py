@@ -97,6 +97,7 @@ class EnvFolder:
         self.path = Path(path)
         self.changed: tuple[str, ...] = ()  # the files the last lock rewrote
         self.seconds: float | None = None  # how long the last lock took
+        self.moves: tuple[str, ...] = ()  # what the last lock moved (`gpuready.lock.moves`)
 
     def __repr__(self) -> str:
         return f"EnvFolder({str(self.path)!r})"
