@@ -61,3 +61,19 @@ def pip_lock_files(inputs: Inputs, extra: Mapping[str, str] | None = None) -> di
     return {"requirements.in": render_requirements_in(inputs).encode(),
             "requirements.txt": requirements_txt(inputs, pins).encode(),
             "pylock.toml": pylock_toml(pins).encode()}
+
+
+def rehash(path) -> None:
+    """Record the folder's current file hashes in lock-state.toml, as someone covering an edit
+    would: the hash comparison alone then passes."""
+    import tomllib
+    from pathlib import Path
+
+    import tomli_w
+
+    from gpuready.files import sha256_bytes
+
+    state_path = Path(path) / "lock-state.toml"
+    state = tomllib.loads(state_path.read_text())
+    state["files"] = {name: sha256_bytes((Path(path) / name).read_bytes()) for name in state["files"]}
+    state_path.write_text(tomli_w.dumps(state))
