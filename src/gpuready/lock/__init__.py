@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,8 +53,8 @@ def choose_cutoff(folder: EnvFolder, inputs: Inputs, upgrade: bool = False,
 
     Unchanged inputs keep the recorded cut-off (so nothing moves); --upgrade-package gives the
     named packages a cut-off of now; --upgrade, new inputs or a new folder take now. A folder
-    locked before cut-offs were recorded gets the newest upload time among its pylock.toml's
-    wheels: the day it was resolved, as near as its files tell, so its first relock keeps its pins.
+    locked before cut-offs were recorded gets, per package, the upload time of its locked wheel
+    (`_upload_times`), so its first relock keeps its pins.
     """
     state = folder.state()
     same_inputs = state is not None and state.get("input_sha256") == inputs.digest()
@@ -68,31 +68,37 @@ def choose_cutoff(folder: EnvFolder, inputs: Inputs, upgrade: bool = False,
                     f"cut-off {recorded.exclude_newer}; {', '.join(upgrade_packages)} {when}")
         return recorded, f"recorded cut-off {recorded.exclude_newer}"
     if same_inputs and recorded is None:
-        inferred = _newest_upload(folder)
-        if inferred is not None:
-            cutoff = Cutoff(inferred)
+        uploads = _upload_times(folder)
+        if uploads:
+            cutoff = Cutoff(max(uploads.values()), tuple(sorted(uploads.items())))
             if upgrade_packages:
                 cutoff = cutoff.with_packages(upgrade_packages, when)
-            return cutoff, f"cut-off {inferred} (no cut-off recorded: the newest file of the lock)"
+            return cutoff, (f"cut-off {cutoff.exclude_newer}: none was recorded, so each package's is the "
+                            "upload time of its locked wheel and nothing moves")
     why = "new inputs" if state is not None else "a new folder"
     return Cutoff(when), f"cut-off {when} ({why})"
 
 
-def _newest_upload(folder: EnvFolder) -> str | None:
-    """The newest upload time of a pip lock's wheels (pylock.toml), or None."""
+def _upload_times(folder: EnvFolder) -> dict[str, str]:
+    """{package: just after the upload time of its newest wheel in pylock.toml} ({} when the
+    lock has none). As per-package cut-offs they make a fresh resolution pick the locked
+    versions again: a folder locked before gpuready recorded cut-offs keeps its pins."""
     import tomllib
 
     try:
         data = tomllib.loads((folder.path / "pylock.toml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    times = [wheel.get("upload-time") for package in data.get("packages", []) if isinstance(package, dict)
-             for wheel in package.get("wheels", []) if isinstance(wheel, dict)]
-    times = [t for t in times if isinstance(t, datetime)]
-    if not times:
-        return None
-    newest = max(t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times)
-    return newest.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {}
+    found = {}
+    for package in data.get("packages", []):
+        if not isinstance(package, dict):
+            continue
+        times = [w.get("upload-time") for w in package.get("wheels", []) if isinstance(w, dict)]
+        times = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if isinstance(t, datetime)]
+        if times:
+            newest = max(times).astimezone(timezone.utc) + timedelta(seconds=1)  # uv takes files before it
+            found[canonicalize_name(str(package.get("name")))] = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return found
 
 
 def moves(before: dict[str, str], after: dict[str, str]) -> list[str]:
