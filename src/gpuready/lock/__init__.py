@@ -79,8 +79,13 @@ def choose_cutoff(folder: EnvFolder, inputs: Inputs, upgrade: bool = False,
     return Cutoff(when), f"cut-off {when} ({why})"
 
 
+# A release's files (wheels for every platform, the sdist) are uploaded within minutes of each
+# other: a per-package cut-off this long after the locked wheel keeps all of their hashes.
+_RELEASE_BATCH = timedelta(hours=1)
+
+
 def _upload_times(folder: EnvFolder) -> dict[str, str]:
-    """{package: just after the upload time of its newest wheel in pylock.toml} ({} when the
+    """{package: an hour after the upload of its newest wheel in pylock.toml} ({} when the
     lock has none). As per-package cut-offs they make a fresh resolution pick the locked
     versions again: a folder locked before gpuready recorded cut-offs keeps its pins."""
     import tomllib
@@ -96,7 +101,7 @@ def _upload_times(folder: EnvFolder) -> dict[str, str]:
         times = [w.get("upload-time") for w in package.get("wheels", []) if isinstance(w, dict)]
         times = [t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times if isinstance(t, datetime)]
         if times:
-            newest = max(times).astimezone(timezone.utc) + timedelta(seconds=1)  # uv takes files before it
+            newest = max(times).astimezone(timezone.utc) + _RELEASE_BATCH
             found[canonicalize_name(str(package.get("name")))] = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
     return found
 
