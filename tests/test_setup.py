@@ -113,6 +113,39 @@ def test_committed_lock_is_reused(world):
     assert folder.lock_file.read_bytes() == before
 
 
+def _smuggle(folder_path: Path) -> str:
+    """Add an extra index to the committed lock and re-hash lock-state.toml over it."""
+    from tests.lock_doubles.handmade import rehash
+
+    lock = folder_path / "requirements.txt"
+    lock.write_text(lock.read_text().replace("--only-binary :all:",
+                                             "--only-binary :all:\n--extra-index-url http://127.0.0.1:9/simple", 1))
+    rehash(folder_path)
+    line = next(i for i, l in enumerate(lock.read_text().splitlines(), 1) if "--extra-index-url" in l)
+    return f"requirements.txt:{line}"
+
+
+def test_an_edited_committed_lock_is_refused_not_relocked(world, monkeypatch):
+    first = _run(world)
+    folder = Path(world.conf.envs_dir) / first.plan.env
+    where = _smuggle(folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    record = read_install_record(first.prefix)
+    _forbid_install(monkeypatch)
+    from gpuready import lock as locking
+
+    monkeypatch.setattr(locking, "lock_plan", lambda *a, **k: pytest.fail("setup relocked"))
+    with pytest.raises(UsageError) as caught:
+        _run(world)
+    message = caught.value.message
+    assert caught.value.exit_code == 2
+    assert f"envs/{first.plan.env}/{where}" in message and "extra index" in message
+    assert f"invoke lock --env {first.plan.env}" in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before, "no relock"
+    assert read_install_record(first.prefix) == record, "the environment is untouched"
+    assert len(world.certify.calls) == 1
+
+
 def test_force_redoes_install_and_certification(world):
     first = _run(world)
     forced = _run(world, force=True)
@@ -229,3 +262,17 @@ def test_cli_what_if_setup_then_no_op(world):
     assert "Traceback" not in forced.stderr
     bad, _ = _cli(world, "--level", "9")
     assert bad.returncode == 2 and "--level" in bad.stderr
+
+
+def test_cli_setup_refuses_an_edited_committed_lock(world):
+    flags = ["--driver", "560.35.03", "--gpu", "8.0", "--python", PY]
+    first, _ = _cli(world, *flags, "--yes")
+    assert first.returncode == 0, first.stdout + first.stderr
+    env = next(Path(world.conf.envs_dir).iterdir())
+    where = _smuggle(env)
+    before = {p.name: p.read_bytes() for p in env.iterdir()}
+    edited, _ = _cli(world, *flags, "--yes")
+    assert edited.returncode == 2, edited.stdout + edited.stderr
+    assert f"envs/{env.name}/{where}" in edited.stderr and f"invoke lock --env {env.name}" in edited.stderr
+    assert "Traceback" not in edited.stderr
+    assert {p.name: p.read_bytes() for p in env.iterdir()} == before

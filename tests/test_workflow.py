@@ -90,7 +90,7 @@ def test_every_action_is_pinned_by_commit() -> None:
 def test_pull_requests_check_the_locks() -> None:
     workflow = load(WORKFLOWS / "locks.yml")
     assert "pull_request" in workflow["on"] and "pull_request_target" not in workflow["on"]
-    assert "invoke lock --check" in run_lines(workflow)
+    assert "invoke lock --check --deep" in run_lines(workflow)
     assert workflow["permissions"] == {}
 
 
@@ -98,7 +98,9 @@ def test_refresh_runs_on_schedule_and_on_demand_and_opens_a_pull_request() -> No
     workflow = load(WORKFLOWS / "matrix-refresh.yml")
     assert {"schedule", "workflow_dispatch"} <= set(workflow["on"])
     lines = run_lines(workflow)
-    assert lines.index("invoke matrix.refresh") < lines.index("invoke lock --all") < lines.index("gh pr create")
+    assert lines.index("invoke matrix.refresh") < lines.index("invoke lock --all --upgrade") < lines.index("gh pr create")
     assert "--summary" in lines and "--body-file" in lines
+    # The pull request lists what moved: the lines `invoke lock` prints for each folder.
+    assert "grep -E '^locking envs/|^  (moved|added|removed) '" in lines
     (job,) = workflow["jobs"].values()
     assert job["permissions"] == {"contents": "write", "pull-requests": "write"}

@@ -11,6 +11,10 @@ plan, the same lock and the same driver, the environment intact (its packages eq
 dist-info folders are read, no Python is started) and the certificate still valid does nothing
 and says so; that check imports neither TensorFlow nor uv.
 
+A committed lock is never relocked behind the user's back: setup locks when there is no folder
+for the plan or its inputs changed, and refuses (exit 2) a folder whose lock files no longer
+match lock-state.toml or fail the content check (`EnvFolder.check`).
+
 A plan for a what-if host (--driver, --gpu, --platform or --wsl) is installed but not certified
 here: it cannot be proven on a host that is not the one it was planned for.
 """
@@ -142,7 +146,17 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
 
     t = time.perf_counter()
     folder = find_env(settings.envs_dir, plan)
-    current = folder is not None and folder.is_current()[0]
+    check = folder.check() if folder is not None else None
+    if check is not None and not check.ok and not check.relock_ok and bundle is None:
+        assert folder is not None
+        file = check.file or "lock-state.toml"
+        what = check.reason if check.reason.startswith(file) else f"{file}: {check.reason}"
+        raise UsageError(
+            f"envs/{folder.name}/{what}. setup does not relock a "
+            f"lock whose files were changed or fail the lock check: look at the change (git diff envs/"
+            f"{folder.name}), then relock deliberately with `invoke lock --env {folder.name}`. Nothing was "
+            "locked or installed")
+    current = check is not None and check.ok
     lock_sha = folder.lock_sha256() if folder is not None and current else None
     digest = plan_hash(plan)
     driver = plan.host.driver.version

@@ -3,7 +3,8 @@
 The wheels hold no code, only metadata (names, versions, tags, Requires-Dist with the
 real and-cuda extras), and are built byte-for-byte the same every time, so uv resolves
 and hashes them for real and gives the same lock on every run. The index is a PEP 503
-"simple" tree of static files: uv reads it as a file:// URL, and `serve()` puts it on
+"simple" tree of static files, with each file's upload time as PyPI gives it (uv's cut-off
+reads it): uv reads it as a file:// URL, and `serve()` puts it on
 127.0.0.1 for conda-lock's pip solver (Poetry), which needs HTTP.
 """
 
@@ -74,6 +75,7 @@ class Dist:
     requires: tuple[str, ...] = ()
     requires_python: str | None = None
     extras: tuple[str, ...] = ()
+    uploaded: str | None = "2025-06-02T03:04:05Z"  # data-upload-time, which uv's --exclude-newer reads
 
 
 def default_dists() -> list[Dist]:
@@ -168,8 +170,9 @@ def build_index(root: Path, dists: list[Dist] | None = None) -> Path:
             sha = hashlib.sha256(data).hexdigest()
             rp = (f' data-requires-python="{html.escape(dist.requires_python)}"'
                   if dist.requires_python else "")
+            up = f' data-upload-time="{dist.uploaded}"' if dist.uploaded else ""
             links.setdefault(_normalize(dist.name), []).append(
-                f'<a href="../../files/{name}#sha256={sha}"{rp}>{name}</a><br/>')
+                f'<a href="../../files/{name}#sha256={sha}"{rp}{up}>{name}</a><br/>')
     for project, anchors in sorted(links.items()):
         (simple / project).mkdir(parents=True, exist_ok=True)
         (simple / project / "index.html").write_text(

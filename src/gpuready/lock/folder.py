@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -26,6 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ..files import sha256_bytes, write_atomic
+from .content import Problem, check_conda_lock, check_pylock, check_requirement_inputs, check_requirements_txt
 from ..model.inputs import INPUTS_FILE as INPUTS
 from ..model.inputs import SCHEMA, Inputs, InputsError, inputs_from_plan
 
@@ -36,12 +38,56 @@ LOCK_FILES = {
 }
 MAIN_LOCK = {"pip": "requirements.txt", "conda": "conda-lock.yml"}
 
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s\\;#]+)")
 
 _STATE_HEADER = """\
 # Written by `invoke lock`; `invoke lock --check` compares the folder against it. Do not edit.
 
 """
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """The upload-time cut-off a pip lock resolved with (`uv pip compile --exclude-newer`), and the
+    later ones of packages moved by `--upgrade-package`. Recorded in lock-state.toml, not in the
+    inputs' hash: the same inputs with the same cut-off resolve to the same bytes on any day."""
+
+    exclude_newer: str  # RFC 3339, UTC, e.g. "2026-12-03T06:14:24Z"
+    packages: tuple[tuple[str, str], ...] = ()  # (canonical name, RFC 3339), sorted
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Cutoff | None:
+        value = state.get("exclude_newer")
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+            return None
+        packages = state.get("exclude_newer_package") or {}
+        if not isinstance(packages, dict):
+            packages = {}
+        return cls(value, tuple(sorted((str(k), str(v)) for k, v in packages.items()
+                                       if isinstance(v, str) and _RFC3339.fullmatch(v))))
+
+    def to_state(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"exclude_newer": self.exclude_newer}
+        if self.packages:
+            data["exclude_newer_package"] = dict(self.packages)
+        return data
+
+    def with_packages(self, names: Iterable[str], when: str) -> Cutoff:
+        merged = dict(self.packages)
+        merged.update({canonicalize_name(n): when for n in names})
+        return Cutoff(self.exclude_newer, tuple(sorted(merged.items())))
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """What `EnvFolder.check` found: ok, the reason, the file at fault, whether relocking is the fix."""
+
+    ok: bool
+    reason: str
+    relock_ok: bool = False
+    file: str | None = None
+    problems: tuple[Problem, ...] = ()
 
 
 class EnvFolder:
@@ -51,6 +97,7 @@ class EnvFolder:
         self.path = Path(path)
         self.changed: tuple[str, ...] = ()  # the files the last lock rewrote
         self.seconds: float | None = None  # how long the last lock took
+        self.moves: tuple[str, ...] = ()  # what the last lock moved (`gpuready.lock.moves`)
 
     def __repr__(self) -> str:
         return f"EnvFolder({str(self.path)!r})"
@@ -121,43 +168,95 @@ class EnvFolder:
                 for p in packages if p.get("platform") == platform}
 
     def is_current(self) -> tuple[bool, str]:
-        """(True, "current") or (False, why the lock no longer matches its inputs)."""
+        """(True, "current") or (False, why the lock no longer matches its inputs or fails its check)."""
+        result = self.check()
+        return result.ok, result.reason
+
+    def cutoff(self) -> Cutoff | None:
+        """The upload-time cut-off the last lock resolved with; None for a lock made before
+        gpuready recorded one (or against an index that gives no upload times)."""
+        state = self.state()
+        return Cutoff.from_state(state) if state is not None else None
+
+    def check(self) -> FolderCheck:
+        """Is the folder current and is its lock fit to install? Reads the folder only (no network).
+
+        `relock_ok` says whether locking the folder again is the expected next step (no lock yet,
+        or the inputs changed since it was made) rather than throwing away a lock whose files
+        were changed (`setup` refuses those: they are for a person to look at)."""
         if not self.inputs_path.exists():
-            return False, f"no {INPUTS}: not an environment folder, or its inputs were removed"
+            return FolderCheck(False, f"no {INPUTS}: not an environment folder, or its inputs were removed",
+                               relock_ok=True)
         try:
             inputs = self.inputs
         except InputsError as error:
-            return False, error.message
+            return FolderCheck(False, error.message, relock_ok=True)
+        lock_files = LOCK_FILES[inputs.flavor]
         state = self.state()
         if state is None:
-            return False, f"no readable {STATE}: never locked, or the lock was interrupted"
+            present = [name for name in lock_files if (self.path / name).exists()]
+            if not present:
+                return FolderCheck(False, f"no readable {STATE}: never locked", relock_ok=True)
+            return FolderCheck(False, f"no readable {STATE} beside {', '.join(present)}: the lock was "
+                                      "interrupted, or the file was removed or edited", file=STATE)
         if state.get("schema") != SCHEMA:
-            return False, f"{STATE} is from lock schema {state.get('schema')}, this gpuready writes {SCHEMA}"
+            return FolderCheck(False, f"{STATE} is from lock schema {state.get('schema')}, this gpuready "
+                                      f"writes {SCHEMA}", relock_ok=True)
         if state["input_sha256"] != inputs.digest():
-            return False, f"{INPUTS} changed since the lock (its hash no longer matches {STATE})"
+            return FolderCheck(False, f"{INPUTS} changed since the lock (its hash no longer matches {STATE})",
+                               relock_ok=True)
         recorded = state["files"]
-        for name in LOCK_FILES[inputs.flavor]:
+        for name in lock_files:
             path = self.path / name
             if not path.exists():
-                return False, f"{name} is missing"
+                return FolderCheck(False, f"{name} is missing", file=name)
             if recorded.get(name) != sha256_bytes(path.read_bytes()):
-                return False, f"{name} was changed after locking (its sha256 no longer matches {STATE})"
-        try:
-            locked = self.locked_packages()
-        except Exception as error:  # a lock that no longer parses
-            return False, f"{self.lock_file.name} cannot be read: {error}"
+                return FolderCheck(False, f"{name} was changed after locking (its sha256 no longer matches "
+                                          f"{STATE})", file=name)
+        problems = self.content_problems(inputs)
+        if problems:
+            return FolderCheck(False, "; ".join(str(p) for p in problems), file=problems[0].file,
+                               problems=tuple(problems))
+        locked = self.locked_packages()
         wanted = [(line, *_wanted_pip(line)) for line in inputs.requirements]
         wanted += [(spec, *_wanted_conda(spec)) for spec in inputs.conda_packages]
         for line, name, accepts in wanted:
             if name is None:
                 continue
             if name not in locked:
-                return False, f"{self.lock_file.name} does not install {name}, which the inputs ask for"
+                return FolderCheck(False, f"{self.lock_file.name} does not install {name}, which the inputs "
+                                          "ask for", file=self.lock_file.name)
             if not accepts(locked[name]):
-                return False, f"{self.lock_file.name} has {name} {locked[name]}, but the inputs ask for {line}"
-        return True, "current"
+                return FolderCheck(False, f"{self.lock_file.name} has {name} {locked[name]}, but the inputs "
+                                          f"ask for {line}", file=self.lock_file.name)
+        return FolderCheck(True, "current")
 
-    def write(self, inputs: Inputs, files: Mapping[str, bytes]) -> list[str]:
+    def content_problems(self, inputs: Inputs | None = None) -> list[Problem]:
+        """What the lock files say that a lock must not (`gpuready.lock.content`), file and line."""
+        inputs = inputs or self.inputs
+        problems = check_requirement_inputs(inputs.requirements, INPUTS)
+        if inputs.flavor == "pip":
+            from .uv import render_requirements_in
+
+            if (self.path / "requirements.in").read_text(encoding="utf-8") != render_requirements_in(inputs):
+                problems.append(Problem("requirements.in", None, f"differs from what {INPUTS} makes "
+                                                                 "(requirements.in is written by `invoke lock`)"))
+            try:
+                pins, found = check_requirements_txt((self.path / "requirements.txt").read_text(encoding="utf-8"))
+                problems += found
+                problems += check_pylock((self.path / "pylock.toml").read_text(encoding="utf-8"), pins)
+            except UnicodeDecodeError as error:
+                problems.append(Problem(MAIN_LOCK["pip"], None, f"not UTF-8 text: {error}"))
+            return problems
+        import yaml  # conda-lock's dependency; imported only here
+
+        try:
+            data = yaml.safe_load((self.path / "conda-lock.yml").read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            return problems + [Problem("conda-lock.yml", None, f"not readable YAML: {error}")]
+        return problems + check_conda_lock(data, inputs.conda_channel)
+
+    def write(self, inputs: Inputs, files: Mapping[str, bytes], cutoff: Cutoff | None = None) -> list[str]:
         """Write the inputs, the lock files and lock-state.toml; return the names that changed.
 
         Every file goes through a temporary file and `os.replace`; lock-state.toml comes last,
@@ -180,6 +279,8 @@ class EnvFolder:
             "input_sha256": inputs.digest(),
             "files": {name: sha256_bytes(files[name]) for name in LOCK_FILES[inputs.flavor]},
         }
+        if cutoff is not None:
+            state.update(cutoff.to_state())
         if write_atomic(self.state_path, (_STATE_HEADER + tomli_w.dumps(state)).encode()):
             changed.append(STATE)
         return changed

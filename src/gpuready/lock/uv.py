@@ -6,6 +6,12 @@ requirements.txt, then the fully pinned requirements.txt is compiled again, offl
 pages the first run cached, into a PEP 751 pylock.toml, so both files describe the same
 resolution.
 
+Both runs take the lock's upload-time cut-off (`--exclude-newer`, and `--exclude-newer-package`
+for packages moved one by one): files uploaded after it do not exist for the resolution, so the
+same inputs with the same cut-off give the same pins and hashes on any later day. A lock with
+no cut-off (an index that gives no upload times) reads the previous requirements.txt as uv's
+preferences instead, which keeps its pins where they still resolve.
+
 uv runs isolated from the user's uv configuration (UV_NO_CONFIG, and no UV_* variable
 but the cache and TLS ones), with the index from gpuready's settings, bounded HTTP
 timeouts and a subprocess timeout, so the same inputs and the same index give the same
@@ -24,7 +30,14 @@ from ..config import Settings
 from ..errors import UsageError
 from ..model.inputs import Inputs
 from ..tools import require_uv
+from .folder import Cutoff
 from .index import HTTP_RETRIES, UNREACHABLE, IndexUnreachable, ResolutionFailed, index_url, uv_environment
+
+NO_UPLOAD_TIME = "is missing an upload date"
+
+
+class NoUploadTimes(ResolutionFailed):
+    """The index lists files without upload times, so no cut-off can apply (exit 1)."""
 
 # The manylinux glibc levels uv can target (`uv pip compile --python-platform`).
 _UV_MANYLINUX = (17, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40)
@@ -58,8 +71,12 @@ def render_requirements_in(inputs: Inputs) -> str:
 
 
 def lock(inputs: Inputs, workdir: Path, settings: Settings,
-         progress: Callable[[str], None] | None = None) -> dict[str, bytes]:
-    """Resolve the inputs in `workdir`; return {file name: bytes} for the folder."""
+         progress: Callable[[str], None] | None = None, cutoff: Cutoff | None = None,
+         preferences: bytes | None = None) -> dict[str, bytes]:
+    """Resolve the inputs in `workdir`; return {file name: bytes} for the folder.
+
+    `cutoff`: resolve as of that upload time. `preferences`: a previous requirements.txt whose
+    pins uv keeps where it can (used only without a cut-off)."""
     if inputs.flavor != "pip":
         raise ValueError(f"{inputs.env} is a {inputs.flavor} environment")
     url = index_url(settings)
@@ -73,6 +90,12 @@ def lock(inputs: Inputs, workdir: Path, settings: Settings,
         "--index-url", url, "--custom-compile-command", compile_command(inputs.env),
         "--no-progress", "--quiet", "--color", "never",
     ]
+    if cutoff is not None:
+        common += ["--exclude-newer", cutoff.exclude_newer]
+        for name, when in cutoff.packages:
+            common += ["--exclude-newer-package", f"{name}={when}"]
+    elif preferences is not None:
+        (workdir / "requirements.txt").write_bytes(preferences)
     env = uv_environment(settings)
     # Each uv run makes a few dozen requests; each may wait `timeout` once and retry once.
     limit = timeout * 2 * (HTTP_RETRIES + 1) + 60
@@ -93,7 +116,11 @@ def _uv(command: list[str], cwd: Path, env: dict[str, str], limit: int, inputs: 
                                f"package index {url}; is the index reachable? Nothing was written")
     if result.returncode == 0:
         return
-    detail = "\n  ".join(line for line in result.stderr.strip().splitlines() if line.strip()) or "(no output)"
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    if any(NO_UPLOAD_TIME in line for line in lines):
+        raise NoUploadTimes(f"the package index {url} lists files without upload times, so the lock's "
+                            "cut-off (--exclude-newer) cannot apply")
+    detail = "\n  ".join(lines) or "(no output)"
     if any(marker in result.stderr for marker in UNREACHABLE):
         raise IndexUnreachable(
             f"the package index {url} could not be reached (each request waits at most "
