@@ -47,9 +47,13 @@ def bundle_plan_flags(bundle: str, given: dict) -> tuple[object, dict]:
 
 
 def _confirm(question: str) -> bool:
+    """Ask once; the question names paths and environments, so it is shown as text, not markup."""
     from rich.prompt import Confirm
+    from rich.text import Text
 
-    return Confirm.ask(question, default=False)
+    from .render import console
+
+    return Confirm.ask(Text(question), default=False, console=console())
 
 
 @task(help=SETUP_HELP)
