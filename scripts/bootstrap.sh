@@ -17,7 +17,11 @@
 #   bootstrap.sh (--package SPEC | --repo URL [--ref REF] | --bundle-file TAR | --bundle-url URL
 #                [--bundle-sha256 HEX]) [--venv DIR] [--prefix DIR]
 #                [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
-#                [--interpreter PYTHON] [--prom-dir DIR] [-- SETUP FLAGS...]
+#                [--interpreter PYTHON] [--prom-dir DIR] [--allow-insecure-source] [-- SETUP FLAGS...]
+#
+# Plain-text sources (an http:// or git:// repository, an http:// package, an http:// bundle
+# without --bundle-sha256) are refused: anyone on the way could hand over other code, which then
+# runs as root. --allow-insecure-source accepts them (a trusted network, a test).
 #
 # With a bundle (`gpuready bundle --tar`, copied to the host or fetched from an internal mirror),
 # nothing reaches the package index: the bundle's install.sh builds and certifies offline.
@@ -32,7 +36,8 @@ usage() {
 usage: bootstrap.sh (--package SPEC | --repo URL [--ref REF] | --bundle-file TAR | --bundle-url URL
                     [--bundle-sha256 HEX]) [--venv DIR] [--prefix DIR]
                     [--state-dir DIR] [--log FILE] [--certificate FILE] [--index-url URL]
-                    [--interpreter PYTHON] [--prom-dir DIR] [-- SETUP FLAGS...]
+                    [--interpreter PYTHON] [--prom-dir DIR] [--allow-insecure-source]
+                    [-- SETUP FLAGS...]
 Installs gpuready into its own virtual environment and runs `gpuready setup --yes` with the
 flags after `--`. Result: <state-dir>/SUCCESS or FAILED, <state-dir>/result.json, the log.
 EOF
@@ -54,6 +59,8 @@ interpreter=python3
 setup_args=()
 bundle_file="" bundle_url="" bundle_sha256=""
 prom_dir=/var/lib/node_exporter/textfile_collector
+allow_insecure=""
+clone_dir=""
 
 need_value() {
     if [ "$#" -lt 2 ] || [ -z "$2" ]; then die_usage "$1 needs a value"; fi
@@ -76,6 +83,7 @@ while [ "$#" -gt 0 ]; do
         --bundle-url) need_value "$@"; bundle_url=$2; shift 2 ;;
         --bundle-sha256) need_value "$@"; bundle_sha256=$2; shift 2 ;;
         --prom-dir) need_value "$@"; prom_dir=$2; shift 2 ;;
+        --allow-insecure-source) allow_insecure=1; shift ;;
         -h|--help) usage ;;
         --) shift; setup_args=("$@"); break ;;
         *) die_usage "unknown option $1 (setup's flags go after --)" ;;
@@ -95,6 +103,18 @@ if [ -n "$bundle_url$bundle_file" ] && [ -z "$prefix" ]; then die_usage "a bundl
 if [ -n "$ref" ] && [ -z "$repo" ]; then die_usage "--ref needs --repo"; fi
 if [ -n "$certificate" ] && [ -z "$prefix" ]; then
     die_usage "--certificate needs --prefix (the certificate is copied from <prefix>/gpuready/)"
+fi
+if [ -z "$allow_insecure" ]; then
+    case "$repo" in
+        http://*|git://*) die_usage "--repo $repo is plain text (${repo%%://*}://): anyone on the way can hand over other code; use https:// or ssh, or pass --allow-insecure-source" ;;
+    esac
+    case "$package" in
+        http://*|*@\ http://*|*@http://*) die_usage "--package $package is fetched over plain http: anyone on the way can hand over other code; use https://, or pass --allow-insecure-source" ;;
+    esac
+    case "$bundle_url" in
+        http://*) [ -n "$bundle_sha256" ] ||
+            die_usage "--bundle-url $bundle_url is plain http: use https, give --bundle-sha256, or pass --allow-insecure-source" ;;
+    esac
 fi
 log=${log:-$state_dir/bootstrap.log}
 
@@ -184,6 +204,9 @@ print(h.hexdigest())' "$tarball") || fail "could not read $tarball"
 }
 
 main() {
+    # main runs in the pipeline's subshell: the trap is set here, where the clone is made, and
+    # removes it however the run ends (a failed clone or install included).
+    trap '[ -n "$clone_dir" ] && rm -rf "$clone_dir"' EXIT
     echo "== gpuready bootstrap $started on $(hostname 2>/dev/null || echo unknown)"
 
     step="python"
@@ -212,6 +235,7 @@ main() {
     if [ -n "$repo" ]; then
         command -v git >/dev/null 2>&1 || fail "--repo needs git, which is not installed"
         src=$(mktemp -d "${TMPDIR:-/tmp}/gpuready-src.XXXXXX") || fail "no temporary directory"
+        clone_dir=$src
         local clone=(git clone --quiet --depth 1)
         [ -n "$ref" ] && clone+=(--branch "$ref")
         echo "== git clone $repo${ref:+ ($ref)}"

@@ -46,6 +46,7 @@ class Source:
     package: str | None = None
     bundle_url: str | None = None  # a `gpuready bundle --tar` file on an internal mirror or bucket
     bundle_sha256: str | None = None
+    allow_insecure: bool = False  # --allow-insecure-source: a plain-text source was accepted
 
 
 def bootstrap_script() -> str:
@@ -53,28 +54,42 @@ def bootstrap_script() -> str:
     return resources.files("gpuready._scripts").joinpath("bootstrap.sh").read_text(encoding="utf-8")
 
 
-def check_bundle_url(url: str, sha256: str | None) -> None:
-    """A bundle is fetched over HTTPS, or over plain HTTP only with its sha256 to check it by."""
+INSECURE_HINT = "or pass --allow-insecure-source (a trusted network only)"
+
+
+def _plain_text(url: str) -> str | None:
+    """"http" or "git" when `url` is fetched as plain text (anyone on the way can alter it)."""
+    scheme = urlsplit(url.strip()).scheme.lower()
+    return scheme if scheme in ("http", "git") else None
+
+
+def check_bundle_url(url: str, sha256: str | None, allow_insecure: bool = False) -> None:
+    """A bundle is fetched over HTTPS, or over plain HTTP only with its sha256 to check it by
+    (or with --allow-insecure-source)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc or re.search(r"\s", url):
         raise UsageError(f"--bundle-url: {url!r} is not an https:// URL of a bundle (.tar)")
     if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise UsageError(f"--bundle-sha256: {sha256!r} is not a sha256 (64 hex digits)")
-    if parts.scheme == "http" and sha256 is None:
+    if parts.scheme == "http" and sha256 is None and not allow_insecure:
         raise UsageError(f"--bundle-url: {url} is plain http, which anyone on the way can alter; use https "
-                         "or give --bundle-sha256 (invoke bundle --tar prints it)")
+                         f"or give --bundle-sha256 (invoke bundle --tar prints it), {INSECURE_HINT}")
 
 
 def check_source(repo: str | None, ref: str | None, package: str | None, bundle_url: str | None = None,
-                 bundle_sha256: str | None = None) -> Source:
+                 bundle_sha256: str | None = None, allow_insecure: bool = False) -> Source:
+    """The checked source. Plain-text ones (an http:// or git:// repository, an http:// package)
+    are refused unless `allow_insecure`: the instance would run, as root, whatever code anyone on
+    the way handed over."""
     if bundle_url or bundle_sha256:
         if repo or package or ref:
             raise UsageError("--bundle-url installs from the bundle alone: give it without --repo, --ref "
                              "or --package")
         if not bundle_url:
             raise UsageError("--bundle-sha256 needs --bundle-url")
-        check_bundle_url(bundle_url, bundle_sha256)
-        return Source(bundle_url=bundle_url, bundle_sha256=bundle_sha256)
+        check_bundle_url(bundle_url, bundle_sha256, allow_insecure)
+        return Source(bundle_url=bundle_url, bundle_sha256=bundle_sha256,
+                      allow_insecure=allow_insecure and _plain_text(bundle_url) is not None)
     if bool(repo) == bool(package):
         raise UsageError("give --repo URL (a git repository), --package SPEC (e.g. 'gpuready==0.1.0' "
                          "or a wheel's https URL) or --bundle-url URL, exactly one")
@@ -85,6 +100,10 @@ def check_source(repo: str | None, ref: str | None, package: str | None, bundle_
             raise UsageError(f"--repo: {repo!r} is not a git URL (https://host/owner/repo.git or git@host:owner/repo)")
         if re.search(r"\s", repo):
             raise UsageError(f"--repo: {repo!r} contains white space")
+        plain = _plain_text(repo)
+        if plain and not allow_insecure:
+            raise UsageError(f"--repo: {repo} is plain text ({plain}://), which anyone on the way can alter; "
+                             f"use https:// or ssh, {INSECURE_HINT}")
     if ref is not None:
         if not repo:
             raise UsageError("--ref needs --repo")
@@ -100,7 +119,12 @@ def check_source(repo: str | None, ref: str | None, package: str | None, bundle_
             except InvalidRequirement as exc:
                 why = str(exc).splitlines()[0]
                 raise UsageError(f"--package: {package!r} is not a requirement or a wheel URL: {why}") from None
-    return Source(repo=repo or None, ref=ref, package=package or None)
+    package_url = (package if re.match(r"https?://", package) else Requirement(package).url or "") if package else ""
+    if _plain_text(package_url) and not allow_insecure:
+        raise UsageError(f"--package: {package_url} is fetched over plain http, which anyone on the way can "
+                         f"alter; use https://, {INSECURE_HINT}")
+    plain = bool(_plain_text(repo or "") or _plain_text(package_url))
+    return Source(repo=repo or None, ref=ref, package=package or None, allow_insecure=allow_insecure and plain)
 
 
 def setup_flags(*, driver: str | None = None, gpu: str | None = None, python: str | None = None,
@@ -148,6 +172,8 @@ def bootstrap_command(source: Source, setup_args: list[str], *, index_url: str |
             argv += ["--ref", source.ref]
     else:
         argv += ["--package", source.package or ""]
+    if source.allow_insecure:
+        argv.append("--allow-insecure-source")
     argv += ["--venv", venv, "--prefix", prefix, "--state-dir", state_dir, "--log", log,
              "--certificate", certificate]
     if index_url:

@@ -45,10 +45,10 @@ class Settings(BaseModel):
     prefix_root: str | None = None
     # certify: time limit of each certification level in seconds; None = 600 (a first start on
     # a GPU served only through PTX can JIT-compile kernels for many minutes).
-    certify_timeout: float | None = Field(None, gt=0)
+    certify_timeout: float | None = Field(None, gt=0, allow_inf_nan=False)
     # install: free disk space (GB) required before downloading; None = the environment's
     # estimated size plus headroom.
-    min_free_gb: float | None = Field(None, ge=0)
+    min_free_gb: float | None = Field(None, ge=0, allow_inf_nan=False)
     # install: let uv download a managed Python when the plan's Python is not on this host.
     allow_python_downloads: bool = False
     # The uv executable; None = the one of gpuready's `uv` dependency, else PATH.
@@ -85,7 +85,8 @@ def validate(values: Mapping[str, Any], where: str = "configuration") -> Setting
         if key not in SETTING_NAMES:
             near = difflib.get_close_matches(key, SETTING_NAMES, n=1)
             hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(SETTING_NAMES)})"
-            raise UsageError(f"gpuready.{key}: unknown setting in the {where}{hint}")
+            place = f"the {where}" if where == "configuration" else where
+            raise UsageError(f"gpuready.{key}: unknown setting in {place}{hint}")
     try:
         return Settings.model_validate(dict(values))
     except ValidationError as error:
@@ -93,8 +94,9 @@ def validate(values: Mapping[str, Any], where: str = "configuration") -> Setting
         key = ".".join(str(p) for p in first["loc"])
         value = values.get(str(first["loc"][0])) if first["loc"] else None
         env = f"INVOKE_GPUREADY_{str(first['loc'][0]).upper()}" if first["loc"] else ""
-        raise UsageError(f"gpuready.{key} = {value!r}: {first['msg'].lower()} "
-                         f"(set in invoke.yaml, ~/.invoke.yaml or {env})") from None
+        source = (f"in {where}" if where != "configuration"
+                  else f"set in invoke.yaml, ~/.invoke.yaml or {env}")
+        raise UsageError(f"gpuready.{key} = {value!r}: {first['msg'].lower()} ({source})") from None
 
 
 def from_config(config: Any) -> Settings:

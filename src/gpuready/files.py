@@ -89,3 +89,20 @@ def check_writable(path: str | os.PathLike[str], what: str) -> Path:
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{what}: cannot write {target} ({probe} is not a writable directory)")
     return target.absolute()
+
+
+def check_prefix_writable(prefix: str | os.PathLike[str], what: str = "--prefix") -> Path:
+    """Fail now, before locking or downloading, when an environment cannot be built at `prefix`:
+    its staging folder and its lock go beside it, so the folder that holds it (or the nearest
+    one that exists) must be a writable directory, and the prefix itself, if present, a directory."""
+    from .errors import UsageError
+
+    target = Path(prefix).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{what}: {target} exists and is not a directory")
+    probe = target.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what}: cannot install into {target} ({probe} is not a writable directory)")
+    return target

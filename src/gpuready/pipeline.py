@@ -34,8 +34,9 @@ from .env import install as install_mod
 from .env.activation import activation_line
 from .env.inventory import environment_intact
 from .env.layout import certificate_path, read_install_record, read_state, resolve_prefix, write_state
+from .env.transaction import Layout, prefix_lock, sweep_stale
 from .errors import EXIT_OK, UsageError
-from .files import sha256_file
+from .files import check_prefix_writable, sha256_file
 from .lock.folder import find_env
 from .model.certificate import CERTIFIED, CPU_ONLY, NOT_CERTIFIED, exit_code
 from .model.flags import LEVELS
@@ -143,6 +144,8 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
                                                "wheels_dir": str(bundle / "wheels")})
     where = resolve_prefix(plan.env, prefix, settings)
     outcome = Outcome(plan=plan, prefix=where, flavor=plan.flavor, seconds=seconds)
+    for removed in sweep_stale(Layout(where)):
+        steps.note(f"Removed {removed.name}, left beside {where} by an install that was killed.")
 
     t = time.perf_counter()
     folder = find_env(settings.envs_dir, plan)
@@ -179,6 +182,7 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
             steps.note(f"Setting up again: {reason}.")
     seconds["check"] = time.perf_counter() - t
 
+    check_prefix_writable(where)  # before locking or downloading anything
     # lock
     t = time.perf_counter()
     if folder is not None and current and bundle is not None:
@@ -236,7 +240,7 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
         from .certify.service import certify
         from .model.matrix import load as load_matrix
 
-        with steps.step(f"Certifying (level {level})") as update:
+        with prefix_lock(Layout(where), shared=True), steps.step(f"Certifying (level {level})") as update:
             def on_event(kind: str, data: Any) -> None:
                 update(f"level {data}" if kind == "level" else str(getattr(data, "name", data)))
 

@@ -12,7 +12,7 @@ from ..config import Settings
 from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..files import check_writable
 from ..model.facts import HostFacts
-from ..model.flags import DEFAULT_LEVEL, parse_level
+from ..model.flags import DEFAULT_LEVEL, parse_level, parse_seconds
 from ._common import cli_errors, load_matrix, print_json, settings
 from .render import STYLE, console, e, show_certificate, show_findings
 
@@ -66,13 +66,7 @@ def target_prefix(conf: Settings, env: str | None, prefix: str | None) -> Path:
 def _timeout(conf: Settings, value: Any) -> float | None:
     if value is None:
         return conf.certify_timeout
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"--timeout must be a number of seconds, not {value!r}") from None
-    if not seconds > 0:
-        raise UsageError(f"--timeout must be positive, not {value}")
-    return seconds
+    return parse_seconds(value, "--timeout")
 
 
 def _progress(out: Any):
@@ -94,6 +88,7 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
     from ..certify.junit import write_junit
     from ..certify.runner import environment_python
     from ..env.layout import certificate_path
+    from ..env.transaction import Layout, prefix_lock, sweep_stale
 
     conf = settings(c)
     chosen = parse_level(DEFAULT_LEVEL if level is None else level)
@@ -106,6 +101,9 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
         prom_path = check_prom_path(prom)
     target = target_prefix(conf, env, prefix)
     environment_python(target)  # a missing prefix is bad input (exit 2)
+    layout = Layout(target)
+    for removed in sweep_stale(layout):
+        console(stderr=True).print(e(f"Removed {removed.name}, left beside {target} by an install that was killed."))
     if verify:
         result = service.verify(target, _host(conf))
         if prom_path is not None:
@@ -129,8 +127,9 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
 
     err = console(stderr=True)
     err.print(e(f"Certifying {target} up to level {chosen} ..."))
-    cert = service.certify(target, level=chosen, allow_cpu=allow_cpu, timeout=seconds,
-                           host=_host(conf), on_event=_progress(err), matrix=load_matrix(conf))
+    with prefix_lock(layout, shared=True):  # no install replaces it while it is tested
+        cert = service.certify(target, level=chosen, allow_cpu=allow_cpu, timeout=seconds,
+                               host=_host(conf), on_event=_progress(err), matrix=load_matrix(conf))
     if junit_path is not None:
         write_junit(cert, junit_path)
     if prom_path is not None:

@@ -20,13 +20,15 @@ from ._common import PLAN_HELP, cli_errors, settings
     "bundle_sha256": "the bundle file's sha256 (printed by invoke bundle --tar), checked before unpacking",
     "level": "certification level setup runs (0-3; setup's default: 2)",
     "allow_cpu": "count a CPU-only result as success",
+    "allow_insecure_source": "accept a plain-text source (http:// or git:// --repo, http:// --package or "
+                             "--bundle-url without --bundle-sha256): only on a network you trust",
 })
 @cli_errors
 def user_data(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavor=None, tf=None,
               repo=None, ref=None, package=None, level=None, allow_cpu=False, bundle_url=None,
-              bundle_sha256=None):
+              bundle_sha256=None, allow_insecure_source=False):
     """Print cloud-init user-data: at first boot, install gpuready, run setup, keep the certificate."""
-    source = cloud_mod.check_source(repo, ref, package, bundle_url, bundle_sha256)
+    source = cloud_mod.check_source(repo, ref, package, bundle_url, bundle_sha256, allow_insecure_source)
     args = cloud_mod.setup_flags(driver=driver, gpu=gpu, python=python, platform=platform, wsl=wsl,
                                  flavor=flavor, tf=tf, level=level, allow_cpu=allow_cpu)
     text = cloud_mod.user_data(source, args, index_url=settings(c).index_url)

@@ -8,6 +8,7 @@ from invoke import task
 
 from ..config import Settings
 from ..errors import GpureadyError, UsageError
+from ..files import check_prefix_writable
 from ._common import cli_errors, plan_for_flags, settings
 
 INSTALL_HELP = {
@@ -64,7 +65,7 @@ def install(c, env=None, prefix=None, bundle=None):
         conf = conf.model_copy(update={"envs_dir": str(root / "env"), "wheels_dir": str(root / "wheels")})
         env = str(manifest["env"])
     folder, plan = folder_for(conf, env)
-    resolve_prefix(folder.name, prefix, conf)  # a bad --prefix stops here, before any work
+    check_prefix_writable(resolve_prefix(folder.name, prefix, conf))  # a bad --prefix stops here, before any work
     current, why = folder.is_current()
     if not current:
         raise UsageError(f"envs/{folder.name}: {why}. Relock it (invoke lock --env {folder.name}) "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
-from ..files import write_atomic
+from ..files import check_writable, write_atomic
 
 from ..errors import EXIT_FAILED, UsageError
 from ._common import cli_errors, print_json, settings
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 def refresh(c, check=False, index=None, matrix=None, json=False, summary=None, measure=None, cuobjdump=None):
     """Add the TensorFlow releases the package index has and the matrix lacks (facts read from the wheels)."""
     conf = settings(c)
+    summary_path = check_writable(summary, "--summary") if summary else None
     # Imported here: `requests` and the refresh machinery cost every other task's start-up.
     from .. import refresh as refresh_mod
     from ..lock.index import index_url as configured_index
@@ -60,8 +61,8 @@ def refresh(c, check=False, index=None, matrix=None, json=False, summary=None, m
         measure=list(measure or []), cuobjdump_paths=paths, uv=find_uv(conf),
         log=lambda message: print(message, file=sys.stderr, flush=True),
     )
-    if summary:
-        write_atomic(Path(summary), refresh_mod.summary_markdown(report).encode("utf-8"))
+    if summary_path is not None:
+        write_atomic(summary_path, refresh_mod.summary_markdown(report).encode("utf-8"))
     if json:
         print_json(report.to_dict())
     else:

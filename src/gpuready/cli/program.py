@@ -15,6 +15,7 @@ from invoke.exceptions import Exit, ParseError
 
 from .. import __version__
 from ..errors import EXIT_USAGE
+from . import config_files
 from .namespace import ns
 
 _stock_parse_core = Program.parse_core
@@ -36,15 +37,21 @@ def _parse_tasks(self):  # type: ignore[no-untyped-def]
 
 
 class GpureadyProgram(Program):
-    """Invoke's Program, with usage errors exiting 2."""
+    """Invoke's Program, with usage errors exiting 2 and every config file checked as it is read."""
 
     parse_core = _parse_core
     parse_tasks = _parse_tasks
 
+    def create_config(self) -> None:
+        config_files.install()
+        super().create_config()
+
 
 def usage_errors_exit_2() -> None:
-    """The stock `invoke` command's usage errors exit 2 too (see the module's docstring)."""
+    """The stock `invoke` command's usage errors exit 2 too (see the module's docstring), and the
+    config files it reads from now on (invoke.yaml) are checked (`config_files`)."""
     Program.parse_tasks = _parse_tasks  # type: ignore[method-assign]
+    config_files.install()
 
 
 program = GpureadyProgram(namespace=ns, name="gpuready", binary="gpuready", version=__version__)

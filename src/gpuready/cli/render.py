@@ -31,7 +31,8 @@ STYLE = {PASS: "green", FAIL: "bold red", SKIP: "dim", WARN: "yellow"}
 def console(stderr: bool = False) -> Console:
     import sys
 
-    return Console(file=sys.stderr if stderr else None, highlight=False, soft_wrap=True)
+    # emoji=False: a ":cd:" in a path or a GPU name is text too, as "[/bold]" is (`e`).
+    return Console(file=sys.stderr if stderr else None, highlight=False, soft_wrap=True, emoji=False)
 
 
 def e(value: Any) -> str:

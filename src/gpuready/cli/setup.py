@@ -9,7 +9,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from ..errors import GpureadyError, UsageError
-from ..model.flags import parse_level
+from ..model.flags import DEFAULT_LEVEL, parse_level
 from ..model.plan import NoPlan
 from ._common import PLAN_HELP, cli_errors, plan_for_flags, settings
 from .render import RichSteps, show_no_plan, show_setup
@@ -47,20 +47,24 @@ def bundle_plan_flags(bundle: str, given: dict) -> tuple[object, dict]:
 
 
 def _confirm(question: str) -> bool:
+    """Ask once; the question names paths and environments, so it is shown as text, not markup."""
     from rich.prompt import Confirm
+    from rich.text import Text
 
-    return Confirm.ask(question, default=False)
+    from .render import console
+
+    return Confirm.ask(Text(question), default=False, console=console())
 
 
 @task(help=SETUP_HELP)
 @cli_errors
 def setup(c, driver=None, gpu=None, python=None, platform=None, wsl=False, flavor=None, tf=None,
-          prefix=None, level=2, allow_cpu=False, force=False, yes=False, bundle=None, prom=None):
+          prefix=None, level=None, allow_cpu=False, force=False, yes=False, bundle=None, prom=None):
     """Detect, plan, lock, install and certify: a working, proven TensorFlow environment."""
     from ..pipeline import run
 
     conf = settings(c)
-    chosen_level = parse_level(level)
+    chosen_level = parse_level(DEFAULT_LEVEL if level is None else level)
     prom_path = None
     if prom is not None:
         from ..certify.metrics import check_prom_path

@@ -10,6 +10,7 @@ activation and its `InstallRecord` are written inside it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 from .. import __version__, proc
 from ..config import Settings
 from ..errors import UsageError, WorkFailed
-from ..files import sha256_bytes
+from ..files import describe_os_error, sha256_bytes
 from ..lock.folder import EnvFolder
 from ..lock.index import UNREACHABLE, index_url, uv_environment
 from ..model.plan import Plan
@@ -184,10 +185,30 @@ def install(folder: EnvFolder, prefix: str | os.PathLike[str] | None = None, *,
         check_disk(layout.parent, needed_bytes(inputs.device, settings),
                    f"the {inputs.device.upper()} environment {inputs.env}")
         seconds["prepare"] = time.perf_counter() - started
-        result = _install_conda(job) if inputs.flavor == "conda" else _install_pip(job)
+        try:
+            result = _install_conda(job) if inputs.flavor == "conda" else _install_pip(job)
+        except WorkFailed as error:
+            if NO_SPACE.search(error.message):
+                raise WorkFailed(_no_space_message(layout)) from None
+            raise
+        except OSError as error:  # a write of gpuready's own beside or inside the new environment
+            if error.errno == errno.ENOSPC:
+                raise WorkFailed(_no_space_message(layout)) from None
+            raise WorkFailed(f"cannot write under {layout.parent}: {describe_os_error(error)}; the previous "
+                             "environment (if any) is as it was") from None
         result.replaced = replaced
     seconds["total"] = time.perf_counter() - started
     return result
+
+
+# How uv, pip and conda say that the disk is full.
+NO_SPACE = re.compile(r"No space left on device|os error 28|Errno 28|ENOSPC")
+
+
+def _no_space_message(layout: Layout) -> str:
+    return (f"no space left on device under {layout.parent}: the install stopped and the previous "
+            "environment (if any) is as it was. Free some space, or choose another --prefix "
+            "(or gpuready.prefix_root), then run again")
 
 
 def source_args(settings: Settings) -> list[str]:

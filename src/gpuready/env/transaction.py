@@ -76,26 +76,97 @@ class Layout:
 
 
 @contextlib.contextmanager
-def prefix_lock(layout: Layout) -> Iterator[None]:
-    """Hold the per-prefix lock, or stop at once when another install holds it."""
+def prefix_lock(layout: Layout, *, shared: bool = False) -> Iterator[None]:
+    """Hold the per-prefix lock, or stop at once (WorkFailed) when another run holds it.
+
+    An install holds it exclusively (it builds beside the prefix and swaps); a certify holds it
+    shared, so that no install replaces the environment while it is being tested, and several
+    certifies may run together. The lock is an flock on a file that is never removed: the kernel
+    releases it when its holder dies, so a lock is never left behind and a pid reused later
+    cannot look like its owner. Where the prefix's folder cannot be written, a certify goes on
+    unlocked: no gpuready install can run there either."""
+    if os.name != "posix":  # pragma: no cover - Windows: one holder at a time
+        yield from _filelock(layout)
+        return
+    import fcntl
+
+    fd = _open_lock(layout, create=not shared)
+    if fd is None:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkFailed(_held_message(layout, fd, shared)) from None
+        except OSError as error:
+            raise WorkFailed(f"cannot lock {layout.lock_path}: {error.strerror}") from None
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _open_lock(layout: Layout, *, create: bool) -> int | None:
+    """The lock file's descriptor; None where a certify cannot create it (a read-only folder)."""
+    try:
+        if create:
+            layout.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(layout.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as error:
+        if not create:
+            try:
+                return os.open(layout.lock_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+        where = layout.parent if not layout.parent.is_dir() else layout.lock_path
+        raise WorkFailed(f"cannot create {where}: {error.strerror}") from None
+
+
+def _held_message(layout: Layout, fd: int, shared: bool) -> str:
+    import fcntl
+
+    if shared:
+        return (f"an install into {layout.prefix} is running (it holds {layout.lock_path}) and will "
+                "replace the environment; certify it when the install has finished")
+    try:  # only certifies (shared holders) let a shared lock through
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return (f"another gpuready install into {layout.prefix} is running (it holds {layout.lock_path}); "
+                "wait for it to finish, then run again")
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return (f"a gpuready certify of {layout.prefix} is running (it holds {layout.lock_path}); the "
+            "environment is not replaced while it is tested: wait for it to finish, then run again")
+
+
+def _filelock(layout: Layout) -> Iterator[None]:  # pragma: no cover - Windows
     from filelock import FileLock, Timeout
 
-    try:
-        layout.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise WorkFailed(f"cannot create {layout.parent}: {error.strerror}") from None
+    layout.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(layout.lock_path), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise WorkFailed(f"another gpuready install into {layout.prefix} is running "
-                         f"(it holds {layout.lock_path}); wait for it to finish, then run again") from None
-    except OSError as error:
-        raise WorkFailed(f"cannot lock {layout.lock_path}: {error.strerror}") from None
+        raise WorkFailed(f"another gpuready run is using {layout.prefix} (it holds {layout.lock_path}); "
+                         "wait for it to finish, then run again") from None
     try:
         yield
     finally:
         lock.release()
+
+
+def sweep_stale(layout: Layout) -> list[Path]:
+    """Remove what a killed install left beside the prefix, when no run holds the prefix's lock.
+
+    Any task on a prefix calls it (setup's no-op too), so a 6 GB staging folder does not wait for
+    the next real install. The lock decides (an flock dies with its holder), not the pid in the
+    folder's name, which another process may have by now. Returns what was removed."""
+    if not layout.leftovers():
+        return []
+    try:
+        with prefix_lock(layout):
+            return clean_leftovers(layout)
+    except WorkFailed:  # a live run holds it: its folders are not stale
+        return []
 
 
 def rmtree(path: Path) -> None:

@@ -7,6 +7,7 @@ Bad values raise `UsageError` with one clear line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -126,6 +127,18 @@ def parse_level(value: object) -> int:
     if text not in {str(level) for level in LEVELS}:
         raise UsageError(f"--level must be 0, 1, 2 or 3, not {value!r}")
     return int(text)
+
+
+def parse_seconds(value: object, flag: str = "--timeout") -> float:
+    """A positive number of seconds in ASCII digits ("600", "2.5"). Python's float() also takes
+    full-width digits, "inf", "nan" and "1_0"; none of those is a time limit anyone typed."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
+        raise UsageError(f"{flag} must be a number of seconds (e.g. 600), not {value!r}")
+    seconds = float(text)
+    if not seconds > 0:
+        raise UsageError(f"{flag} must be positive, not {value!r}")
+    return seconds
 
 
 def parse_platform(text: str) -> str:
