@@ -125,7 +125,7 @@ def parse_level(value: object) -> int:
     """A certification level 0-3 from a flag or a setting (text or number)."""
     text = str(value).strip()
     if text not in {str(level) for level in LEVELS}:
-        raise UsageError(f"--level must be 0, 1, 2 or 3, not {value!r}")
+        raise UsageError(f"--level must be {', '.join(map(str, LEVELS[:-1]))} or {LEVELS[-1]}, not {value!r}")
     return int(text)
 
 
@@ -133,6 +133,8 @@ def parse_seconds(value: object, flag: str = "--timeout") -> float:
     """A positive number of seconds in ASCII digits ("600", "2.5"). Python's float() also takes
     full-width digits, "inf", "nan" and "1_0"; none of those is a time limit anyone typed."""
     text = str(value).strip()
+    if re.fullmatch(r"-[0-9]+(\.[0-9]*)?|-\.[0-9]+", text):
+        raise UsageError(f"{flag} must be positive, not {value!r}")
     if not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
         raise UsageError(f"{flag} must be a number of seconds (e.g. 600), not {value!r}")
     seconds = float(text)
