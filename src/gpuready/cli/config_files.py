@@ -57,7 +57,7 @@ def check_file_data(path: str, data: Any) -> dict[str, Any]:
         if isinstance(defaults.get(key), dict) and not isinstance(value, dict):
             raise _fail(f"{path}: {key} must be a mapping of settings, not {value!r}")
     for key in data:
-        if key != "gpuready" and key not in defaults and difflib.get_close_matches(str(key), ["gpuready"], cutoff=0.75):
+        if key != "gpuready" and key not in defaults and difflib.get_close_matches(str(key).lower(), ["gpuready"], cutoff=0.75):
             raise _fail(f"{path}: {key}: unknown section; did you mean gpuready? (its settings would be ignored)")
     section = data.get("gpuready")
     if section is None:
