@@ -63,8 +63,8 @@ def test_an_environment_as_locked_passes_level_0(env: Path) -> None:
     write_install_record(env, packages={"absl_py": "2.3.1", "tensorflow-cpu": "2.21.0"}, plan=CPU_PLAN)
     checks = checks_of(env)
     assert {n: c.status for n, c in checks.items()} == {
-        "python": PASS, "packages-match-lock": PASS, "lock-hash": PASS, "driver-meets-plan": PASS,
-        "gpus-meet-plan": PASS}
+        "python": PASS, "files-match-record": PASS, "packages-match-lock": PASS, "lock-hash": PASS,
+        "driver-meets-plan": PASS, "gpus-meet-plan": PASS}
     cert = layout.read_certificate(env)
     assert cert.status == "cpu-only" and cert.level == 0 and cert.env == "tf2.21-cpu-py3.11-pip"
     assert cert.lock_sha256 and cert.packages == {"absl-py": "2.3.1", "tensorflow-cpu": "2.21.0"}

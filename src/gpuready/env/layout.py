@@ -144,3 +144,11 @@ def read_state(prefix: str | os.PathLike[str]) -> SetupState | None:
 
 def write_state(prefix: str | os.PathLike[str], state: SetupState) -> Path:
     return _write(state, prefix, STATE)
+
+
+def record_certificate_digest(prefix: str | os.PathLike[str], sha256: str, status: str) -> None:
+    """After a certificate is written: its digest (sha256 of the file's bytes) and status go into
+    the prefix's state, when setup left one, so that setup's no-op reads that very certificate."""
+    state = read_state(prefix)
+    if state is not None:
+        write_state(prefix, state.model_copy(update={"certificate_sha256": sha256, "certificate": status}))
