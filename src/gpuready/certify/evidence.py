@@ -299,6 +299,8 @@ def inconsistencies(cert: Certificate) -> list[str]:
     for check in cert.checks:
         problems += judge.problems(check)
     problems += _throughput_claims(cert, judge.by_name)
+    if cert.plan is not None and cert.inputs is not None and cert.plan.device != cert.inputs.device:
+        problems.append(f"the plan is for the {cert.plan.device}, the lock's inputs for the {cert.inputs.device}")
     if cert.level in LEVELS:
         device = cert.inputs.device if cert.inputs else None
         gpus = gpus_at_work(cert.level, device, len(cert.host.gpus) if cert.host else 0, len(cert.gpus))

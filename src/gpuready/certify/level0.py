@@ -83,7 +83,8 @@ def check_files(report: FilesReport) -> Check:
     if report.mismatches:
         named = tuple(f"{m.path} ({m.distribution}) is {m.why}" for m in report.mismatches)
         return _check(FILES, FAIL, f"{len(named)} of {report.files} installed files differ from their "
-                                   f"wheel's RECORD: {_listed(named)}", **details)
+                                   f"wheel's RECORD: {_listed(named)}; reinstall from the lock "
+                                   "(`invoke setup --force`)", **details)
     if report.without_record:
         return _check(FILES, WARN, f"{len(report.without_record)} distribution(s) have no RECORD to check "
                                    f"their files against: {_listed(tuple(report.without_record))}", **details)
