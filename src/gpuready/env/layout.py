@@ -6,7 +6,8 @@ One place for the layout that install writes and certify, doctor and setup read:
     <prefix>/gpuready/install.json      `InstallRecord`: env name, plan, lock sha256, packages
     <prefix>/gpuready/<lock file>       a copy of the lock it was built from
     <prefix>/gpuready/activation.json   `Activation`: what activating it sets
-    <prefix>/gpuready/certificate.json  the last `Certificate`
+    <prefix>/gpuready/certificate.json  the last `Certificate` (its sha256 also in state.json)
+    <prefix>/gpuready/certificate.json.sig  its SSH signature, with `certify --sign KEY`
     <prefix>/gpuready/certify.log       TensorFlow's log of the last certification
     <prefix>/gpuready/state.json        `SetupState`: what the last setup did
 
