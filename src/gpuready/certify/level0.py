@@ -79,7 +79,8 @@ def check_files(report: FilesReport) -> Check:
                "modified": [m.path for m in listed if m.why == "modified"],
                "missing": [m.path for m in listed if m.why == "missing"],
                "unreadable": [m.path for m in listed if m.why.startswith("unreadable")],
-               "without_record": report.without_record, "left_to_conda": report.left_to_conda}
+               "without_record": report.without_record, "left_to_conda": report.left_to_conda,
+               "records": report.records, "stat_sha256": report.stat_sha256}
     if report.mismatches:
         named = tuple(f"{m.path} ({m.distribution}) is {m.why}" for m in report.mismatches)
         return _check(FILES, FAIL, f"{len(named)} of {report.files} installed files differ from their "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..env.installed_files import check_installed_files
+from ..env.installed_files import check_installed_files, fingerprint
 from ..env.inventory import installed_packages
 from ..env.layout import (CERTIFY_LOG, certificate_path, meta_dir, python_of, read_install_record, read_state,
                           record_certificate_digest, write_certificate)
@@ -146,13 +146,32 @@ def _gpu_keys(host: HostFacts | None) -> list[tuple[Any, ...]]:
     return [(g.name, g.compute_capability, g.uuid) for g in (host.gpus if host else ())]
 
 
-def _files_reasons(prefix: Path) -> list[str]:
+def _files_reasons(prefix: Path, cert: Certificate) -> list[str]:
+    """The installed files against their RECORD. Quick when nothing changed: the RECORD digests
+    and the files' stat fingerprint equal those level 0 recorded; else every file is hashed."""
+    check = cert.check(FILES[0])
+    recorded = check.details if check is not None else {}
+    quick = fingerprint(prefix)
+    reasons = []
+    old = recorded.get("records")
+    if isinstance(old, dict):
+        # one added or removed is the packages' business; an edited one is this check's
+        changed = sorted(n for n in set(old) & set(quick.records) if old[n] != quick.records[n])
+        if changed:
+            reasons.append("the RECORD of " + ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if
+                                                                       len(changed) > 5 else "")
+                           + " changed since certification")
+    clean = check is not None and check.status != "fail" and not recorded.get("mismatches")
+    if not reasons and clean and recorded.get("stat_sha256") and recorded.get("stat_sha256") == quick.stat_sha256:
+        return []  # the files are as they were when level 0 found them all matching
     report = check_installed_files(prefix)
+    if report.ok:
+        return reasons
     if report.ok:
         return []
     named = [f"{m.path} ({m.distribution}) is {m.why}" for m in report.mismatches]
-    return [f"{len(named)} installed file(s) differ from their wheel's RECORD since certification: "
-            + ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")]
+    return reasons + [f"{len(named)} installed file(s) differ from their wheel's RECORD since certification: "
+                      + ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")]
 
 
 def verify(prefix: Path, host: HostFacts, *, allowed_signers: Path | None = None) -> Verification:
@@ -213,7 +232,7 @@ def verify(prefix: Path, host: HostFacts, *, allowed_signers: Path | None = None
     installed = installed_packages(prefix, record.flavor if record else None)
     if installed != cert.packages:
         reasons.append("the installed packages changed: " + _package_changes(cert.packages, installed))
-    reasons += _files_reasons(prefix)
+    reasons += _files_reasons(prefix, cert)
     return Verification(not reasons, reasons, cert, path, trusted=not forged, signer=signer)
 def _package_changes(old: dict[str, str], new: dict[str, str]) -> str:
     changes = []

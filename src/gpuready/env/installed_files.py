@@ -8,11 +8,18 @@ edited since. Entries without a hash (RECORD itself, its signatures) are not che
 dist-info folders conda installed are left to conda: it rewrites files it installs (prefix
 replacement), so their RECORD does not describe them. Read through `importlib.metadata`, with
 no Python of the environment started.
+
+Hashing every file of a TensorFlow environment takes seconds; setup's no-op must be quick. So
+the check also records a fingerprint: the sha256 of each RECORD and one digest of every listed
+file's (size, mtime, ctime, inode). A write to a file, a rename over it or a `touch` back to the
+old mtime all change its ctime, which no user can set back; `fingerprint` (stat calls only) is
+then compared first, and the files are hashed again only when it differs.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -44,24 +51,26 @@ class FilesReport:
     mismatches: list[Mismatch] = field(default_factory=list)
     without_record: list[str] = field(default_factory=list)  # "name version": no RECORD to check against
     left_to_conda: int = 0  # dist-info folders conda owns
+    records: dict[str, str] = field(default_factory=dict)  # dist-info folder -> sha256 of its RECORD
+    stat_sha256: str = ""  # digest of every checked file's (size, mtime, ctime, inode)
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
 
 
-def _digest(path: Path, algorithm: str) -> str:
+def _digest(path: str, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
 
 
-def _check_one(path: Path, algorithm: str, expected: str, size: int | None) -> str | None:
+def _check_one(path: str, algorithm: str, expected: str, size: int | None) -> str | None:
     """None when the file matches; else why not."""
     try:
-        if size is not None and path.stat().st_size != size:
+        if size is not None and os.stat(path).st_size != size:
             return "modified"
         return None if _digest(path, algorithm) == expected else "modified"
     except FileNotFoundError:
@@ -70,30 +79,65 @@ def _check_one(path: Path, algorithm: str, expected: str, size: int | None) -> s
         return f"unreadable: {getattr(error, 'strerror', None) or error}"
 
 
-def check_installed_files(prefix: Path) -> FilesReport:
-    """Check every hashed file of every distribution in the prefix's site-packages."""
-    report = FilesReport()
+_Job = tuple[str, str, str, "int | None", str, str]  # file, algorithm, digest, size, RECORD path, "name version"
+
+
+def _scan(prefix: Path, report: FilesReport) -> list[_Job]:
+    """Every hashed file RECORD lists (fills the report's counts and RECORD digests)."""
     site = site_packages(prefix)
     if site is None:
-        return report
+        return []
     owned = conda_records(prefix)[1] if flavor_of(prefix) == "conda" else frozenset()
-    jobs: list[tuple[Path, str, str, int | None, str, str]] = []
+    jobs: list[_Job] = []
     for folder in sorted(site.glob("*.dist-info")):
         if folder.name in owned:
             report.left_to_conda += 1
             continue
         dist = metadata.PathDistribution(folder)
         label = f"{dist.metadata['Name'] or folder.name} {dist.version or ''}".strip()
-        files = dist.files
-        if files is None:
+        try:
+            record = (folder / "RECORD").read_bytes()
+        except OSError:
             report.without_record.append(label)
             continue
+        report.records[folder.name] = hashlib.sha256(record).hexdigest()
         report.distributions += 1
-        for entry in files:
-            if entry.hash is None or entry.suffix == ".pyc":
+        base = str(folder.parent)
+        # RECORD is CSV: path, "algorithm=urlsafe-b64 digest" or empty, size or empty (the spec;
+        # what importlib.metadata's `files` parses, read here without a Path per file: it is the
+        # quick path of setup's no-op).
+        for row in csv.reader(record.decode("utf-8", "replace").splitlines()):
+            if len(row) < 2 or not row[1] or row[0].endswith(".pyc"):
                 continue
-            jobs.append((Path(str(entry.locate())), entry.hash.mode, entry.hash.value, entry.size,
-                         str(entry), label))
+            algorithm, _, value = row[1].partition("=")
+            size = int(row[2]) if len(row) > 2 and row[2].isdigit() else None
+            jobs.append((os.path.normpath(os.path.join(base, row[0])), algorithm, value, size, row[0], label))
+    return jobs
+
+
+def _stat_digest(jobs: list[_Job]) -> str:
+    digest = hashlib.sha256()
+    for job in jobs:
+        try:
+            st = os.stat(job[0])
+            digest.update(f"{job[4]}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
+        except OSError:
+            digest.update(f"{job[4]}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(prefix: Path) -> FilesReport:
+    """The RECORD digests and the stat digest, without hashing any file (the quick comparison)."""
+    report = FilesReport()
+    report.stat_sha256 = _stat_digest(_scan(prefix, report))
+    return report
+
+
+def check_installed_files(prefix: Path) -> FilesReport:
+    """Check every hashed file of every distribution in the prefix's site-packages."""
+    report = FilesReport()
+    jobs = _scan(prefix, report)
+    report.stat_sha256 = _stat_digest(jobs)
     with ThreadPoolExecutor(WORKERS) as pool:
         results = pool.map(lambda job: _check_one(*job[:4]), jobs)
         for job, why in zip(jobs, results):
@@ -103,4 +147,4 @@ def check_installed_files(prefix: Path) -> FilesReport:
     return report
 
 
-__all__ = ["FilesReport", "Mismatch", "check_installed_files", "MAX_LISTED"]
+__all__ = ["FilesReport", "Mismatch", "check_installed_files", "fingerprint", "MAX_LISTED"]
