@@ -49,7 +49,11 @@ class FakeCertify:
         return SimpleNamespace(status=self.status)
 
     def verify(self, prefix, host):
-        return SimpleNamespace(ok=True, reasons=[], certificate=SimpleNamespace(level=self.level, status=self.status))
+        """Like the real verify: reads the certificate it wrote; a failed one does not hold."""
+        written = json.loads(certificate_path(prefix).read_text())
+        failed = written["status"] == "failed"
+        return SimpleNamespace(ok=not failed, reasons=["it records a failure"] if failed else [],
+                               certificate=SimpleNamespace(level=written["level"], status=written["status"]))
 
 
 @pytest.fixture(scope="module")

@@ -63,23 +63,28 @@ def what_if(plan: Plan) -> list[str]:
 
 
 def certificate_valid(prefix: Path, plan: Plan, state: SetupState, level: int) -> tuple[bool, str]:
-    """Is the certificate setup wrote still good for this host (no TensorFlow import)?"""
+    """Is the certificate in the prefix still good for this host (no TensorFlow import)?
+
+    (True, its status) or (False, why not). What state.json says of the certificate is not
+    believed: the certificate itself is read, must be the one whose digest setup recorded, and
+    must verify — its status and level following from its own checks. A what-if plan is never
+    certified here, whatever the state says."""
     from .certify.service import verify
 
-    if state.certificate == NOT_CERTIFIED:
-        return True, "not certified here (a what-if plan)"
-    if state.certificate not in (CERTIFIED, CPU_ONLY):
-        return False, f"the last certification {'failed' if state.certificate == 'failed' else 'did not run'}"
+    if what_if(plan):
+        return True, NOT_CERTIFIED
+    if not state.certificate_sha256:
+        return False, "setup recorded no certificate for this environment"
     path = certificate_path(prefix)
     try:
         digest = sha256_file(path)
     except OSError:
         return False, "the certificate is missing"
     if digest != state.certificate_sha256:
-        return False, "the certificate changed since setup wrote it"
+        return False, "the certificate changed since it was written"
     result = verify(prefix, plan.host)
     if not result.ok:
-        return False, "the certificate no longer holds: " + "; ".join(result.reasons)
+        return False, "the certificate does not hold: " + "; ".join(result.reasons)
     assert result.certificate is not None
     if result.certificate.level < level:
         return False, f"certified at level {result.certificate.level}, level {level} asked"
@@ -166,12 +171,11 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
 
     if not force and current:
         state = read_state(where)
-        reason = _noop_reason(state, digest, lock_sha, driver, where, plan, level)
+        reason, status = _noop_reason(state, digest, lock_sha, driver, where, plan, level)
         if reason is None:
-            assert state is not None
             outcome.noop = True
             outcome.lock_sha256 = lock_sha
-            outcome.certificate = state.certificate
+            outcome.certificate = status
             outcome.noop_reason = "same plan, same lock, same driver, environment intact" + (
                 ", certificate valid" if outcome.certificate in (CERTIFIED, CPU_ONLY) else "")
             seconds["check"] = time.perf_counter() - t
@@ -267,20 +271,20 @@ def run(settings: Settings, plan: Plan, *, prefix: str | None = None, level: int
 
 
 def _noop_reason(state: SetupState | None, digest: str, lock_sha: str | None, driver: str | None,
-                 prefix: Path, plan: Plan, level: int) -> str | None:
-    """Why setup has work to do, or None when it has none."""
+                 prefix: Path, plan: Plan, level: int) -> tuple[str | None, str]:
+    """(why setup has work to do, "") or (None, the verified certificate's status)."""
     if state is None:
-        return "no state record"
+        return "no state record", ""
     if state.plan_hash != digest:
-        return "the plan changed"
+        return "the plan changed", ""
     if state.lock_sha256 != lock_sha:
-        return "the lock changed"
+        return "the lock changed", ""
     if state.driver != driver:
-        return "the driver changed"
+        return "the driver changed", ""
     intact, why = environment_intact(prefix, lock_sha)
     if not intact:
-        return f"the environment is not intact: {why}"
+        return f"the environment is not intact: {why}", ""
     valid, why = certificate_valid(prefix, plan, state, level)
     if not valid:
-        return why
-    return None
+        return why, ""
+    return None, why

@@ -70,12 +70,14 @@ def _die_with_parent() -> None:  # runs in the child, between fork and exec
 
 def start(command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
           stdout: int | IO[bytes] | None = subprocess.PIPE, stderr: int | IO[bytes] | None = subprocess.PIPE,
-          text: bool = True) -> subprocess.Popen:
-    """Start a program in its own process group, dying with gpuready; `NotStarted` when it cannot."""
+          text: bool = True, stdin: IO[bytes] | None = None) -> subprocess.Popen:
+    """Start a program in its own process group, dying with gpuready; `NotStarted` when it cannot.
+
+    stdin: an open file the program reads (default: nothing, /dev/null)."""
     posix = os.name == "posix"
     try:
         return subprocess.Popen(
-            [str(c) for c in command], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            [str(c) for c in command], stdin=subprocess.DEVNULL if stdin is None else stdin, stdout=stdout, stderr=stderr,
             env=dict(env) if env is not None else None, cwd=cwd, start_new_session=posix,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             **({"text": True, "errors": "replace"} if text else {}))
@@ -136,14 +138,15 @@ class _Capture:
 
 def run(command: Sequence[str], *, timeout: float | None = None, env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None, merge: bool = False,
-        on_line: Callable[[str], None] | None = None) -> Result:
+        on_line: Callable[[str], None] | None = None, stdin: IO[bytes] | None = None) -> Result:
     """Run a program to its end or its time limit; stop it (and its children) on an interrupt.
 
     merge: stderr goes into stdout (one stream, in order). on_line: each line as it comes.
+    stdin: an open file the program reads (ssh-keygen -Y verify reads the signed file there).
     Raises `NotStarted` when the program cannot be started.
     """
     started = time.monotonic()
-    process = start(command, env=env, cwd=cwd, stderr=subprocess.STDOUT if merge else subprocess.PIPE)
+    process = start(command, env=env, cwd=cwd, stderr=subprocess.STDOUT if merge else subprocess.PIPE, stdin=stdin)
     out, err = _Capture(on_line), _Capture(None if merge else on_line)
     readers = [threading.Thread(target=_pump, args=(process.stdout, out), daemon=True)]
     if not merge:

@@ -4,6 +4,7 @@ cannot be made to do here. Tests only: nothing here is part of the product."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import sysconfig
 import venv
@@ -29,12 +30,28 @@ def site_packages(prefix: Path) -> Path:
     return prefix / relative
 
 
-def add_distribution(prefix: Path, name: str, version: str) -> None:
-    """Make `name==version` visible to the environment's importlib.metadata (metadata only)."""
-    info = site_packages(prefix) / f"{name.replace('-', '_')}-{version}.dist-info"
+def _record_line(site: Path, path: Path) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+    return f"{path.relative_to(site).as_posix()},sha256={digest},{path.stat().st_size}"
+
+
+def add_distribution(prefix: Path, name: str, version: str, record: bool = True) -> Path:
+    """Install `name==version` as a wheel installer would leave it: a module, its dist-info with
+    METADATA and a RECORD of every file's sha256 (RECORD itself unhashed, as the spec has it).
+    record=False leaves the RECORD out. Returns the module's file."""
+    site = site_packages(prefix)
+    module = site / name.replace("-", "_") / "__init__.py"
+    module.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text(f"__version__ = {version!r}\n", encoding="utf-8")
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
                                    encoding="utf-8")
+    if record:
+        lines = [_record_line(site, module), _record_line(site, info / "METADATA"),
+                 f"{module.parent.name}/__pycache__/__init__.cpython-311.pyc,,", f"{info.name}/RECORD,,"]
+        (info / "RECORD").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return module
 
 
 def add_fake_tensorflow(prefix: Path, build_info: str) -> Path:

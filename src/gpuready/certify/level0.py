@@ -1,7 +1,9 @@
 """Level 0: the static checks, without importing TensorFlow.
 
 The environment's Python runs; the installed packages equal the lock; the lock copy matches its
-recorded sha256; the driver and the GPUs are those the plan was made for.
+recorded sha256; the driver and the GPUs are those the plan was made for; every installed file
+is the one its wheel's RECORD describes (`env.installed_files`), so a file edited after install
+fails level 0, named.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Mapping
 from packaging.version import InvalidVersion, Version
 
 from .. import proc
+from ..env.installed_files import MAX_LISTED, FilesReport, check_installed_files
 from ..env.inventory import TOOLING, differences
 from ..env.layout import meta_dir
 from ..files import sha256_file
@@ -27,6 +30,7 @@ LOCK_HASH = ("lock-hash", "the lock copy matches its recorded sha256")
 DRIVER = ("driver-meets-plan", "the NVIDIA driver meets the plan")
 GPUS = ("gpus-meet-plan", "the GPUs are those the plan was made for")
 PYTHON = ("python", "the environment's Python runs")
+FILES = ("files-match-record", "every installed file matches the hash in its wheel's RECORD")
 
 
 def _check(which: tuple[str, str], status: str, reason: str | None = None, **details: Any) -> Check:
@@ -65,6 +69,27 @@ def check_lock_hash(prefix: Path, record: InstallRecord) -> Check:
         return _check(LOCK_HASH, FAIL, f"the lock copy {path} changed since install (sha256 {have[:12]}..., "
                                        f"recorded {record.lock_sha256[:12]}...)", lock_file=str(path), sha256=have)
     return _check(LOCK_HASH, PASS, lock_file=str(path), sha256=have)
+
+
+def check_files(report: FilesReport) -> Check:
+    """Fail naming the modified or missing files; warn for distributions with no RECORD."""
+    listed = report.mismatches[:MAX_LISTED]
+    details = {"files": report.files, "distributions": report.distributions,
+               "mismatches": len(report.mismatches),
+               "modified": [m.path for m in listed if m.why == "modified"],
+               "missing": [m.path for m in listed if m.why == "missing"],
+               "unreadable": [m.path for m in listed if m.why.startswith("unreadable")],
+               "without_record": report.without_record, "left_to_conda": report.left_to_conda,
+               "records": report.records, "stat_sha256": report.stat_sha256}
+    if report.mismatches:
+        named = tuple(f"{m.path} ({m.distribution}) is {m.why}" for m in report.mismatches)
+        return _check(FILES, FAIL, f"{len(named)} of {report.files} installed files differ from their "
+                                   f"wheel's RECORD: {_listed(named)}; reinstall from the lock "
+                                   "(`invoke setup --force`)", **details)
+    if report.without_record:
+        return _check(FILES, WARN, f"{len(report.without_record)} distribution(s) have no RECORD to check "
+                                   f"their files against: {_listed(tuple(report.without_record))}", **details)
+    return _check(FILES, PASS, **details)
 
 
 def _older(have: str, planned: str) -> bool:
@@ -129,6 +154,7 @@ def level0(prefix: Path, python: Path, record: InstallRecord | None, host: HostF
         checks = [_check(PYTHON, FAIL, why, python=str(python))]
     else:
         checks = [_check(PYTHON, PASS, python=str(python), version=version, packages=len(installed))]
+    checks.append(check_files(check_installed_files(prefix)))
     if record is None:
         return checks + [_check(which, SKIP, NOT_BUILT) for which in (PACKAGES, LOCK_HASH, DRIVER, GPUS)]
     checks.append(check_packages(record.packages, installed))
@@ -141,4 +167,4 @@ def level0(prefix: Path, python: Path, record: InstallRecord | None, host: HostF
     return checks
 
 
-__all__ = ["level0", "check_packages", "check_driver", "check_gpus", "check_lock_hash", "NOT_BUILT"]
+__all__ = ["level0", "check_files", "check_packages", "check_driver", "check_gpus", "check_lock_hash", "NOT_BUILT"]

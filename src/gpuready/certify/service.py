@@ -2,8 +2,9 @@
 
 Level 0 runs here, without TensorFlow (`level0`); levels 1-3 run the bundled check in the
 environment's own Python (`runner`). The diagnosis matches what was captured against the known
-failure signatures (`diagnosis`). `verify` says, cheaply (no TensorFlow import), whether an
-existing certificate still holds.
+failure signatures (`diagnosis`). `verify` says, without importing TensorFlow, whether an
+existing certificate still holds: it believes none of the certificate's claims, only what follows
+from its recorded checks (`evidence`), and re-checks the installed files against their RECORD.
 """
 
 from __future__ import annotations
@@ -17,19 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..env.installed_files import check_installed_files, fingerprint
 from ..env.inventory import installed_packages
-from ..env.layout import (CERTIFY_LOG, certificate_path, meta_dir, python_of, read_certificate,
-                          read_install_record, write_certificate)
+from ..env.layout import (CERTIFY_LOG, certificate_path, meta_dir, python_of, read_install_record, read_state,
+                          record_certificate_digest, write_certificate)
 from ..errors import UsageError
-from ..files import sha256_file
-from ..model.certificate import FAILED, Certificate, Throughput, decide_status
+from ..files import sha256_bytes, sha256_file
+from ..model.certificate import FAILED, Certificate, Throughput, decide_status, gpus_at_work
 from ..model.facts import HostFacts
 from ..model.flags import DEFAULT_LEVEL, LEVELS
 from ..model.known_issues import context_of_environment, name_known_issues
 from ..model.matrix import Matrix
 from ..model.records import RecordError
 from .diagnosis import diagnose_run
-from .level0 import level0
+from .evidence import inconsistencies
+from .level0 import FILES, level0
+from .signing import signature_path, verify_signature
 from .runner import DEFAULT_LEVEL_TIMEOUT, EventHandler, child_environment, environment_python, expectations, run_check
 
 
@@ -94,10 +98,7 @@ def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False
         checks += run.checks
     result = run.result if run and run.result else {}
     gpus = list(result.get("gpus") or [])
-    if level == 0:
-        gpus_used = len(host.gpus) if record is None or record.inputs.device == "gpu" else 0
-    else:
-        gpus_used = len(gpus)
+    gpus_used = gpus_at_work(level, record.inputs.device if record else None, len(host.gpus), len(gpus))
     findings = diagnose_run(run, log=log, host=host, python=python, prefix=prefix)
     if matrix is not None:
         findings = name_known_issues(findings, matrix,
@@ -107,6 +108,7 @@ def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False
         python=str(python), env=record.env if record else None, host=host,
         plan=record.plan if record else None, inputs=record.inputs if record else None,
         lock_sha256=record.lock_sha256 if record else None, packages=installed,
+        files_checked=next((c.details.get("files") for c in checks if c.name == FILES[0]), None),
         tensorflow=dict(result.get("tensorflow") or {}), gpus=tuple(gpus),
         throughput=Throughput.from_dict(result.get("throughput")), diagnosis=tuple(findings),
         log=str(log) if log else None, created=created,
@@ -114,7 +116,9 @@ def certify(prefix: Path, *, level: int = DEFAULT_LEVEL, allow_cpu: bool = False
         allow_cpu=allow_cpu,
     )
     if write:
-        write_certificate(prefix, cert)
+        path = write_certificate(prefix, cert)
+        signature_path(path).unlink(missing_ok=True)  # it signed the certificate this one replaces
+        record_certificate_digest(prefix, sha256_file(path), cert.status)
     return cert
 
 
@@ -127,31 +131,80 @@ class Verification:
     reasons: list[str]
     certificate: Certificate | None = None
     path: Path | None = None
+    trusted: bool = False  # its claims follow from its evidence (and its signature holds, when asked)
+    signer: str | None = None  # whose key signed it, when --allowed-signers was given
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "reasons": list(self.reasons),
                 "certificate": str(self.path) if self.path else None,
                 "status": self.certificate.status if self.certificate else None,
-                "level": self.certificate.level if self.certificate else None}
+                "level": self.certificate.level if self.certificate else None,
+                "trusted": self.trusted, "signer": self.signer}
 
 
 def _gpu_keys(host: HostFacts | None) -> list[tuple[Any, ...]]:
     return [(g.name, g.compute_capability, g.uuid) for g in (host.gpus if host else ())]
 
 
-def verify(prefix: Path, host: HostFacts) -> Verification:
-    """Does the certificate in `prefix` still hold on this host? Same driver, same GPUs, same
-    lock, same installed packages; and it did not record a failure. No TensorFlow import."""
+def _files_reasons(prefix: Path, cert: Certificate) -> list[str]:
+    """The installed files against their RECORD. Quick when nothing changed: the RECORD digests
+    and the files' stat fingerprint equal those level 0 recorded; else every file is hashed."""
+    check = cert.check(FILES[0])
+    recorded = check.details if check is not None else {}
+    quick = fingerprint(prefix)
+    reasons = []
+    old = recorded.get("records")
+    if isinstance(old, dict):
+        # one added or removed is the packages' business; an edited one is this check's
+        changed = sorted(n for n in set(old) & set(quick.records) if old[n] != quick.records[n])
+        if changed:
+            reasons.append("the RECORD of " + ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if
+                                                                       len(changed) > 5 else "")
+                           + " changed since certification")
+    clean = check is not None and check.status != "fail" and not recorded.get("mismatches")
+    if not reasons and clean and recorded.get("stat_sha256") and recorded.get("stat_sha256") == quick.stat_sha256:
+        return []  # the files are as they were when level 0 found them all matching
+    report = check_installed_files(prefix)
+    if report.ok:
+        return reasons
+    if report.ok:
+        return []
+    named = [f"{m.path} ({m.distribution}) is {m.why}" for m in report.mismatches]
+    return reasons + [f"{len(named)} installed file(s) differ from their wheel's RECORD since certification: "
+                      + ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")]
+
+
+def verify(prefix: Path, host: HostFacts, *, allowed_signers: Path | None = None) -> Verification:
+    """Does the certificate in `prefix` still hold on this host? No TensorFlow import.
+
+    Its provenance: the digest setup's state recorded for it, and with `allowed_signers` its
+    SSH signature. Its evidence: status, level and figures must follow from the recorded checks.
+    Its environment: same driver, same GPUs, same lock, same packages, every installed file as
+    its RECORD says; and it did not record a failure."""
     prefix = Path(prefix).expanduser().absolute()
     path = certificate_path(prefix)
-    if not path.is_file():
-        return Verification(False, [f"no certificate at {path}"], None, path)
     try:
-        cert = read_certificate(prefix)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Verification(False, [f"no certificate at {path}"], None, path)
+    except OSError as error:
+        return Verification(False, [f"the certificate {path} cannot be read: {error.strerror or error}"], None, path)
+    try:
+        cert = Certificate.parse(data, str(path))
     except RecordError as error:
         return Verification(False, [f"the certificate is unreadable: {error.message}"], None, path)
-    assert cert is not None
-    reasons = []
+    forged: list[str] = []
+    state = read_state(prefix)
+    if state is not None and state.certificate_sha256 and state.certificate_sha256 != sha256_bytes(data):
+        forged.append(f"the certificate is not the one gpuready wrote: its sha256 differs from the one "
+                      f"recorded in {meta_dir(prefix) / 'state.json'}")
+    signer = None
+    if allowed_signers is not None:
+        signer, problem = verify_signature(data, signature_path(path), allowed_signers)
+        if problem:
+            forged.append(problem)
+    forged += [f"the certificate contradicts its own checks: {problem}" for problem in inconsistencies(cert)]
+    reasons = list(forged)
     if cert.status == FAILED:
         reasons.append("the certificate records a failed certification")
     old_driver = cert.host.driver.version if cert.host else None
@@ -179,9 +232,8 @@ def verify(prefix: Path, host: HostFacts) -> Verification:
     installed = installed_packages(prefix, record.flavor if record else None)
     if installed != cert.packages:
         reasons.append("the installed packages changed: " + _package_changes(cert.packages, installed))
-    return Verification(not reasons, reasons, cert, path)
-
-
+    reasons += _files_reasons(prefix, cert)
+    return Verification(not reasons, reasons, cert, path, trusted=not forged, signer=signer)
 def _package_changes(old: dict[str, str], new: dict[str, str]) -> str:
     changes = []
     for name in sorted(set(old) | set(new)):

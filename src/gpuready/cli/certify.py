@@ -23,10 +23,16 @@ CERTIFY_HELP = {
     "allow-cpu": "a cpu-only result exits 0 instead of 3",
     "json": "print the certificate as JSON",
     "junit": "also write the checks as JUnit XML to this file",
-    "verify": "only say whether the existing certificate still holds (no TensorFlow import)",
+    "verify": "only say whether the existing certificate still holds (no TensorFlow import): its status, "
+              "level and figures must follow from its recorded checks, every installed file must match "
+              "its wheel's RECORD",
     "timeout": "time limit per level in seconds (default 600, or the gpuready.certify_timeout setting)",
     "prom": "also write the certificate as Prometheus metrics to this .prom file (node_exporter's "
             "textfile collector), atomically; with --verify, whether it still holds",
+    "sign": "sign the new certificate with this SSH private key (ssh-keygen -Y sign, namespace "
+            "gpuready-certificate), writing certificate.json.sig beside it",
+    "allowed-signers": "with --verify: the certificate must carry a good signature by a key in this "
+                       "allowed signers file (ssh-keygen(1) format); a missing or bad one fails",
 }
 DOCTOR_HELP = {
     "env": "diagnose the environment of this name",
@@ -82,9 +88,9 @@ def _progress(out: Any):
 @task(help=CERTIFY_HELP)
 @cli_errors
 def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, junit=None, verify=False,
-            timeout=None, prom=None):
+            timeout=None, prom=None, sign=None, allowed_signers=None):
     """Prove that an environment trains a Conv2D model on the GPU; write its certificate."""
-    from ..certify import service
+    from ..certify import service, signing
     from ..certify.junit import write_junit
     from ..certify.runner import environment_python
     from ..env.layout import certificate_path
@@ -99,17 +105,29 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
         from ..certify.metrics import check_prom_path
 
         prom_path = check_prom_path(prom)
+    key = signers = None
+    if sign is not None:
+        if verify:
+            raise UsageError("--sign signs a new certificate; it does not go with --verify "
+                             "(check a signature with --verify --allowed-signers FILE)")
+        key = signing.check_signing_key(sign)
+    if allowed_signers is not None:
+        if not verify:
+            raise UsageError("--allowed-signers goes with --verify")
+        signers = signing.check_allowed_signers(allowed_signers)
     target = target_prefix(conf, env, prefix)
     environment_python(target)  # a missing prefix is bad input (exit 2)
     layout = Layout(target)
     for removed in sweep_stale(layout):
         console(stderr=True).print(e(f"Removed {removed.name}, left beside {target} by an install that was killed."))
     if verify:
-        result = service.verify(target, _host(conf))
+        result = service.verify(target, _host(conf), allowed_signers=signers)
         if prom_path is not None:
             from ..certify.metrics import write_prom
 
-            write_prom(prom_path, result.certificate, verified=result.ok, prefix=target)
+            # a certificate that contradicts its evidence or its signature is reported as none
+            write_prom(prom_path, result.certificate if result.trusted else None, verified=result.ok,
+                       prefix=target)
         if json:
             print_json(result.to_dict())
         else:
@@ -117,8 +135,9 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
             if result.ok:
                 cert = result.certificate
                 assert cert is not None
+                signed = f", signed by {e(result.signer)}" if result.signer else ""
                 out.print(f"[green]The certificate still holds[/] ({e(cert.status)}, level {cert.level}, "
-                          f"{e(cert.created)}): {e(result.path)}")
+                          f"{e(cert.created)}{signed}): {e(result.path)}")
             else:
                 out.print(f"[red]The certificate does not hold[/] for {e(target)}:")
                 for reason in result.reasons:
@@ -130,17 +149,19 @@ def certify(c, env=None, prefix=None, level=None, allow_cpu=False, json=False, j
     with prefix_lock(layout, shared=True):  # no install replaces it while it is tested
         cert = service.certify(target, level=chosen, allow_cpu=allow_cpu, timeout=seconds,
                                host=_host(conf), on_event=_progress(err), matrix=load_matrix(conf))
+    path = certificate_path(target)
     if junit_path is not None:
         write_junit(cert, junit_path)
     if prom_path is not None:
         from ..certify.metrics import write_prom
 
         write_prom(prom_path, cert)
-    path = certificate_path(target)
     if json:
         print_json(cert.to_dict())
     else:
         show_certificate(cert, console(), path if path.exists() else None)
+    if key is not None:
+        err.print(e(f"Signed with {key}: {signing.sign(path, key)}"))
     code = cert.exit_code()
     if code:
         raise Exit(code=code)

@@ -6,7 +6,8 @@ One place for the layout that install writes and certify, doctor and setup read:
     <prefix>/gpuready/install.json      `InstallRecord`: env name, plan, lock sha256, packages
     <prefix>/gpuready/<lock file>       a copy of the lock it was built from
     <prefix>/gpuready/activation.json   `Activation`: what activating it sets
-    <prefix>/gpuready/certificate.json  the last `Certificate`
+    <prefix>/gpuready/certificate.json  the last `Certificate` (its sha256 also in state.json)
+    <prefix>/gpuready/certificate.json.sig  its SSH signature, with `certify --sign KEY`
     <prefix>/gpuready/certify.log       TensorFlow's log of the last certification
     <prefix>/gpuready/state.json        `SetupState`: what the last setup did
 
@@ -144,3 +145,11 @@ def read_state(prefix: str | os.PathLike[str]) -> SetupState | None:
 
 def write_state(prefix: str | os.PathLike[str], state: SetupState) -> Path:
     return _write(state, prefix, STATE)
+
+
+def record_certificate_digest(prefix: str | os.PathLike[str], sha256: str, status: str) -> None:
+    """After a certificate is written: its digest (sha256 of the file's bytes) and status go into
+    the prefix's state, when setup left one, so that setup's no-op reads that very certificate."""
+    state = read_state(prefix)
+    if state is not None:
+        write_state(prefix, state.model_copy(update={"certificate_sha256": sha256, "certificate": status}))

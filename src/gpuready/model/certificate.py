@@ -29,6 +29,16 @@ NOT_CERTIFIED = "skipped"  # setup's status for a what-if plan it installed but 
 NO_GPU = "no GPU"  # the reason every GPU-only check gives on a host without one
 # The checks whose pass means a GPU took part (the check script's names).
 GPU_EVIDENCE = ("gpu-ops", "train")
+# Every check a certification of each level records (level 0 by gpuready, 1-3 by the check
+# script), so that a certificate claiming a level must hold that level's checks.
+LEVEL_CHECKS: dict[int, tuple[str, ...]] = {
+    0: ("python", "files-match-record", "packages-match-lock", "lock-hash", "driver-meets-plan", "gpus-meet-plan"),
+    1: ("import", "build-info", "gpus-visible", "memory-growth", "gpu-ops"),
+    2: ("train", "placement", "mixed-precision", "xla", "throughput"),
+    3: ("multi-gpu",),
+}
+# What the runner records when the check process did not finish: always a failure.
+PROCESS_FAILURES = ("check-process", "time-limit", "check-output")
 
 PROBLEM, INFO = "problem", "info"  # severities of a diagnosis finding
 
@@ -134,6 +144,15 @@ class Certificate(Record):
 def gpus_used(checks: Iterable[Check]) -> int:
     """How many GPUs the checks show at work: the GPU op checks that passed, one per GPU."""
     return sum(1 for c in checks if c.name == "gpu-ops" and c.status == PASS)
+
+
+def gpus_at_work(level: int, device: str | None, host_gpus: int, listed: int) -> int:
+    """How many GPUs a certification counts as at work. Level 0 imports no TensorFlow: the host's
+    GPUs, when the plan is for the GPU (or there is no plan); from level 1 on, those TensorFlow
+    listed. `certify` and the verification of a certificate both decide with this."""
+    if level == 0:
+        return host_gpus if device in (None, "gpu") else 0
+    return listed
 
 
 def decide_status(checks: Iterable[Check], gpus: int) -> str:
