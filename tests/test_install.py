@@ -377,3 +377,41 @@ def test_hash_mismatch_messages_of_pip_and_uv():
 def test_compare_names_every_difference():
     assert inventory.compare({"a": "1.0", "b": "2"}, {"a": "1", "b": "3", "c": "1"}) == [
         "b is 3, the lock has 2", "c==1 is installed but not in the lock"]
+
+
+def _running(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+                state = next((l for l in (entry / "status").read_text().splitlines() if l.startswith("State:")), "")
+            except OSError:
+                continue
+            if marker in cmdline and "zombie" not in state:
+                found.append(int(entry.name))
+    return found
+
+
+def test_uv_dies_with_a_killed_gpuready(locks, settings, tmp_path, real_uv, simple, monkeypatch):
+    """Only gpuready is killed (SIGKILL, no cleanup of its own): its uv child must not go on
+    writing into the abandoned staging folder."""
+    v1, v2 = locks
+    prefix = install_mod.install(v1, settings=settings).prefix
+    fake = _fake_uv(tmp_path, real_uv, simple, monkeypatch, "hang-half")
+    proc = subprocess.Popen([sys.executable, str(RUNNER), str(v2.path), str(prefix),
+                             settings.model_copy(update={"uv": str(fake)}).model_dump_json()],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "uv-ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert _running(str(fake)), "the uv double is not running"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _running(str(fake)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(str(fake)) == []
