@@ -162,3 +162,25 @@ def test_disk_full_while_writing_the_certificate_is_one_line_exit_1(tmp_path: Pa
         assert "space" in result.stderr.lower(), result.stderr
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_an_unwritable_junit_path_leaves_the_certificate_as_it_was(tmp_path: Path) -> None:
+    prefix = _venv(tmp_path / "env")
+    run_cli("certify", "--prefix", str(prefix), "--level", "0")
+    certificate = prefix / "gpuready" / "certificate.json"
+    assert certificate.is_file()
+    before = certificate.read_bytes()
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run_cli("certify", "--prefix", str(prefix), "--level", "0",
+                     "--junit", str(tmp_path / "a-file" / "junit.xml"))
+    one_clear_line(result, 2, "--junit")
+    assert certificate.read_bytes() == before
+
+
+def test_a_bad_setting_is_refused_before_setup_force_touches_the_environment(tmp_path: Path) -> None:
+    prefix = _venv(tmp_path / "env")
+    before = sorted(p.name for p in prefix.iterdir())
+    result = run_cli("setup", "--force", "--yes", "--allow-cpu", "--prefix", str(prefix),
+                     env={"INVOKE_GPUREADY_CERTIFY_TIMEOUT": "-5"})
+    one_clear_line(result, 2, "certify_timeout")
+    assert sorted(p.name for p in prefix.iterdir()) == before
