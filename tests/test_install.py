@@ -288,6 +288,46 @@ def test_disk_space_refusal_before_downloading(locks, settings, tmp_path):
         validate({"min_free_gb": "lots"})
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 16 MB tmpfs: the only way to make a real disk fill up here (needs root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    try:
+        with open(folder / "filler", "wb") as out:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+    except OSError:  # full: that is the point
+        pass
+
+
+def test_a_disk_that_fills_during_the_install_is_one_line_and_leaves_the_old_environment(
+        locks, settings, small_disk):
+    """The disk fills while uv writes the replacement: one line, and the installed one is untouched."""
+    v1, v2 = locks
+    on_small = settings.model_copy(update={"prefix_root": str(small_disk / "prefixes"), "min_free_gb": 0})
+    prefix = install_mod.install(v1, settings=on_small).prefix
+    before = envs.snapshot(prefix)
+    _fill(small_disk)
+    with pytest.raises(WorkFailed) as caught:
+        install_mod.install(v2, settings=on_small)
+    message = caught.value.message
+    assert message.startswith(f"no space left on device under {small_disk / 'prefixes'}"), message
+    assert "\n" not in message and "previous environment (if any) is as it was" in message
+    assert envs.snapshot(prefix) == before
+    assert _leftovers(prefix) == [], "the staging folder of the failed install is removed"
+    assert _python(prefix, "import numpy; print(numpy.__version__)") == "2.3.4"
+
+
 def test_needed_bytes_estimates_the_environment():
     assert transaction.needed_bytes("gpu", Settings()) > 6 * transaction.GB > transaction.needed_bytes("cpu", Settings())
     assert transaction.needed_bytes("gpu", Settings(min_free_gb=0.5)) == transaction.GB // 2
