@@ -27,6 +27,36 @@ def linux_host() -> HostFacts:
     return HostFacts(platform="linux-64", python="3.11", glibc="2.36")
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """Mount a real tmpfs of SIZE_MB under tmp_path: the only way to fill a real disk here (needs root)."""
+    mounted: list[Path] = []
+
+    def mount(size_mb: int) -> Path:
+        folder = tmp_path / f"small-{len(mounted)}"
+        folder.mkdir()
+        if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(folder)],
+                                               capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_up(folder: Path) -> None:
+    """Write zeros under FOLDER until its filesystem refuses more."""
+    try:
+        with open(folder / "filler", "wb") as out:
+            while True:
+                out.write(b"\0" * 4096)
+                out.flush()
+    except OSError:  # full: that is the point
+        pass
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `invoke ARGS` as a user would, from the checkout, with this interpreter's invoke."""

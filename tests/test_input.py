@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, fill_up, run_cli
 from .detect_doubles.corpus import install
 
 
@@ -139,29 +139,15 @@ def test_a_killed_installs_staging_is_removed_by_the_next_task_and_kept_while_it
     assert not stale.exists(), "the staging folder of a run that is gone survived the next task"
 
 
-def test_disk_full_while_writing_the_certificate_is_one_line_exit_1(tmp_path: Path) -> None:
+def test_disk_full_while_writing_the_certificate_is_one_line_exit_1(small_disk) -> None:
     """A real full filesystem: a 2 MB tmpfs holding the environment, filled up before certify."""
-    small = tmp_path / "small"
-    small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        prefix = _venv(small / "env")
-        filler = small / "filler"
-        try:
-            with open(filler, "wb") as out:
-                while True:
-                    out.write(b"\0" * 4096)
-                    out.flush()
-        except OSError:  # full: that is the point
-            pass
-        result = run_cli("certify", "--prefix", str(prefix), "--level", "0")
-        assert result.returncode == 1, (result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr + result.stdout
-        assert "space" in result.stderr.lower(), result.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=False)
+    small = small_disk(2)
+    prefix = _venv(small / "env")
+    fill_up(small)
+    result = run_cli("certify", "--prefix", str(prefix), "--level", "0")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "space" in result.stderr.lower(), result.stderr
 
 
 def test_an_unwritable_junit_path_leaves_the_certificate_as_it_was(tmp_path: Path) -> None:

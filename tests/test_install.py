@@ -23,6 +23,7 @@ from gpuready import tools
 from gpuready.config import Settings, validate
 from gpuready.errors import UsageError, WorkFailed
 from gpuready.env.layout import read_install_record
+from tests.conftest import fill_up
 from tests.install_doubles import envs
 
 RUNNER = Path(__file__).parent / "install_doubles" / "run_install.py"
@@ -288,40 +289,19 @@ def test_disk_space_refusal_before_downloading(locks, settings, tmp_path):
         validate({"min_free_gb": "lots"})
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 16 MB tmpfs: the only way to make a real disk fill up here (needs root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(folder: Path) -> None:
-    try:
-        with open(folder / "filler", "wb") as out:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-    except OSError:  # full: that is the point
-        pass
-
-
 def test_a_disk_that_fills_during_the_install_is_one_line_and_leaves_the_old_environment(
         locks, settings, small_disk):
     """The disk fills while uv writes the replacement: one line, and the installed one is untouched."""
     v1, v2 = locks
-    on_small = settings.model_copy(update={"prefix_root": str(small_disk / "prefixes"), "min_free_gb": 0})
+    small = small_disk(16)
+    on_small = settings.model_copy(update={"prefix_root": str(small / "prefixes"), "min_free_gb": 0})
     prefix = install_mod.install(v1, settings=on_small).prefix
     before = envs.snapshot(prefix)
-    _fill(small_disk)
+    fill_up(small)
     with pytest.raises(WorkFailed) as caught:
         install_mod.install(v2, settings=on_small)
     message = caught.value.message
-    assert message.startswith(f"no space left on device under {small_disk / 'prefixes'}"), message
+    assert message.startswith(f"no space left on device under {small / 'prefixes'}"), message
     assert "\n" not in message and "previous environment (if any) is as it was" in message
     assert envs.snapshot(prefix) == before
     assert _leftovers(prefix) == [], "the staging folder of the failed install is removed"
